@@ -1,0 +1,175 @@
+"""One file through the pipeline: source -> parse -> CFG -> engine -> findings."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from functools import lru_cache
+
+from tree_sitter import Node
+
+from dmalint.cfg import build_cfg
+from dmalint.contracts.model import Contracts, Registry
+from dmalint.engine.evaluate import Scope
+from dmalint.engine.explore import DEFAULT_BUDGET, Explorer
+from dmalint.findings import Event, Finding, Notice, fingerprint
+from dmalint.parse import FunctionDef, has_pointer_declarator, iter_functions, parse, text
+from dmalint.source import SourceFile
+
+
+@dataclass
+class FileResult:
+    """Everything one file produced."""
+
+    path: str
+    findings: list[Finding] = field(default_factory=list)
+    notices: list[Notice] = field(default_factory=list)
+    functions: int = 0
+    damaged: int = 0
+    analysed: int = 0
+
+
+@lru_cache(maxsize=8)
+def _api_pattern(names: frozenset[str]) -> re.Pattern[bytes]:
+    alt = b"|".join(re.escape(n.encode()) for n in sorted(names, key=len, reverse=True))
+    return re.compile(rb"\b(?:" + alt + rb")\s*\(")
+
+
+def analyse_source(src: SourceFile, contracts: Contracts, registry: Registry,
+                   budget: int = DEFAULT_BUDGET) -> FileResult:
+    """Findings and notices for one neutralised source file."""
+    result = FileResult(src.path)
+    tree = parse(src.code)
+    pattern = _api_pattern(contracts.api_names())
+    for fn in iter_functions(tree.root_node):
+        result.functions += 1
+        if fn.damaged:
+            result.damaged += 1
+        body = src.code[fn.node.start_byte : fn.node.end_byte]
+        if not pattern.search(body):
+            continue
+        line = fn.node.start_point[0] + 1
+        if fn.damaged:
+            result.notices.append(Notice(src.path, line, "skipped",
+                                         f"function {fn.name}() not analysed: it does not parse "
+                                         f"(unknown macro or preprocessor construct)"))
+            continue
+        result.analysed += 1
+        for event in analyse_function(fn, src, contracts, budget, result):
+            result.findings.append(to_finding(event, src, registry))
+    result.findings.sort(key=Finding.sort_key)
+    return result
+
+
+def analyse_function(fn: FunctionDef, src: SourceFile, contracts: Contracts, budget: int,
+                     result: FileResult) -> list[Event]:
+    cfg = build_cfg(fn.body, contracts.core.transparent, contracts.core.noreturn)
+    scope = function_scope(fn, contracts)
+    explorer = Explorer(cfg, contracts, scope, src.defines, fn.name, return_kind(fn, contracts),
+                        uses_errno_convention(fn, contracts), budget)
+    out = explorer.run()
+    if not out.complete:
+        result.notices.append(Notice(src.path, fn.node.start_point[0] + 1, "incomplete",
+                                     f"function {fn.name}() has more paths than the analysis "
+                                     f"budget ({budget} steps); some paths were not explored"))
+    return out.events
+
+
+def to_finding(event: Event, src: SourceFile, registry: Registry) -> Finding:
+    diag = registry.by_event(event.kind)
+    if diag is None:  # an event no diagnostic claims: a programming error, not a user's
+        raise KeyError(f"no diagnostic for engine event {event.kind!r}")
+    message = diag.message.format(**{k: ("?" if v is None else v) for k, v in event.fields.items()})
+    fp = fingerprint(diag.code, src.path, event.function, src.line_text(event.line), event.anchor)
+    return Finding(src.path, event.line, event.column, diag.code, diag.name, diag.severity,
+                   diag.confidence, message, event.function, event.trace, event.related, fp)
+
+
+def function_scope(fn: FunctionDef, contracts: Contracts) -> Scope:
+    """Locals, parameters, and the names whose integer values matter for the paths."""
+    locals_: dict[str, bool] = {}
+    params: set[str] = set()
+    declarator = fn.node.child_by_field_name("declarator")
+    while declarator is not None and declarator.type != "function_declarator":
+        declarator = declarator.child_by_field_name("declarator")
+    if declarator is not None:
+        plist = declarator.child_by_field_name("parameters")
+        for p in plist.named_children if plist is not None else []:
+            name = _name_of(p.child_by_field_name("declarator"))
+            if name:
+                params.add(name)
+                locals_[name] = True
+    relevant: set[str] = set()
+    api = contracts.api_names()
+    stack: list[Node] = [fn.body]
+    while stack:
+        n = stack.pop()
+        t = n.type
+        if t == "declaration":
+            for d in n.children_by_field_name("declarator"):
+                target = d.child_by_field_name("declarator") if d.type == "init_declarator" else d
+                name = _name_of(target)
+                if name:
+                    locals_[name] = has_pointer_declarator(target)
+        elif t in ("if_statement", "while_statement", "do_statement", "for_statement",
+                   "switch_statement", "return_statement", "conditional_expression"):
+            cond = n.child_by_field_name("condition")
+            _collect_identifiers(cond if cond is not None else n, relevant)
+        elif t == "call_expression" and text(n.child_by_field_name("function")) in api:
+            _collect_identifiers(n.child_by_field_name("arguments"), relevant)
+        stack.extend(n.named_children)
+    return Scope(locals_, frozenset(params), frozenset(relevant))
+
+
+def _name_of(decl: Node | None) -> str | None:
+    while decl is not None:
+        if decl.type == "identifier":
+            return text(decl)
+        nxt = decl.child_by_field_name("declarator")
+        if nxt is None:
+            return None
+        decl = nxt
+    return None
+
+
+def _collect_identifiers(node: Node | None, into: set[str]) -> None:
+    if node is None:
+        return
+    stack = [node]
+    while stack:
+        n = stack.pop()
+        if n.type == "identifier":
+            into.add(text(n))
+        stack.extend(n.named_children)
+
+
+def return_kind(fn: FunctionDef, contracts: Contracts) -> str:
+    """'void', 'pointer', 'int' (the -errno convention applies), 'bool' or 'other'."""
+    declarator = fn.node.child_by_field_name("declarator")
+    if declarator is not None and declarator.type == "pointer_declarator":
+        return "pointer"
+    type_text = " ".join(text(fn.node.child_by_field_name("type")).split())
+    type_text = re.sub(r"\b(static|inline|const|extern|__inline__|__inline)\b", "", type_text).strip()
+    type_text = " ".join(type_text.split())
+    if type_text == "void":
+        return "void"
+    if type_text in ("bool", "_Bool"):
+        return "bool"
+    if type_text in contracts.core.int_return_types:
+        return "int"
+    return "other"
+
+
+def uses_errno_convention(fn: FunctionDef, contracts: Contracts) -> bool:
+    """True when the function returns or assigns `-E...` somewhere: then a non-zero int it
+    returns after testing it is an error code."""
+    errno = contracts.core.errno_re
+    stack = [fn.body]
+    while stack:
+        n = stack.pop()
+        if n.type == "unary_expression" and text(n.child_by_field_name("operator")) == "-":
+            arg = n.child_by_field_name("argument")
+            if arg is not None and arg.type == "identifier" and errno.match(text(arg)):
+                return True
+        stack.extend(n.named_children)
+    return False

@@ -1,0 +1,1 @@
+"""Contracts: the DMA API rules and diagnostic registry, loaded from rules/ and validated."""

@@ -1,0 +1,84 @@
+"""The kernel macro tables (rules/macros.toml plus user additions) as compiled regexes."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from functools import cached_property
+
+
+@dataclass(frozen=True)
+class Declarator:
+    """A declarator macro: NAME(arg) declares arg of `type` (an array when `array`)."""
+
+    name: str
+    type: str
+    array: bool = False
+
+
+@dataclass(frozen=True)
+class MacroTables:
+    """What source.neutralise needs to know about kernel macros."""
+
+    attributes: frozenset[str] = frozenset()
+    attribute_functions: frozenset[str] = frozenset()
+    iterators: frozenset[str] = frozenset()
+    declarators: dict[str, Declarator] = field(default_factory=dict, hash=False, compare=False)
+
+    def extended(self, other: "MacroTables") -> "MacroTables":
+        """These tables with a user's additions."""
+        return MacroTables(
+            self.attributes | other.attributes,
+            self.attribute_functions | other.attribute_functions,
+            self.iterators | other.iterators,
+            {**self.declarators, **other.declarators},
+        )
+
+    @cached_property
+    def attribute_re(self) -> re.Pattern[bytes]:
+        return _word_alternation(self.attributes, suffix=rb"\b")
+
+    @cached_property
+    def attribute_function_re(self) -> re.Pattern[bytes]:
+        return _word_alternation(self.attribute_functions, suffix=rb"\s*\(")
+
+    @cached_property
+    def iterator_re(self) -> re.Pattern[bytes]:
+        names = b"|".join(re.escape(n.encode()) for n in sorted(self.iterators, key=len, reverse=True))
+        alt = rb"\w*for_each\w*" + (b"|" + names if names else b"")
+        return re.compile(rb"\b(" + alt + rb")\s*\(")
+
+    @cached_property
+    def declarator_re(self) -> re.Pattern[bytes] | None:
+        if not self.declarators:
+            return None
+        return _word_alternation(frozenset(self.declarators), suffix=rb"\s*\(")
+
+
+def _word_alternation(words: frozenset[str], suffix: bytes) -> re.Pattern[bytes]:
+    if not words:
+        return re.compile(rb"(?!x)x")  # matches nothing
+    alt = b"|".join(re.escape(w.encode()) for w in sorted(words, key=len, reverse=True))
+    return re.compile(rb"\b(" + alt + rb")" + suffix)
+
+
+def tables_from_data(data: dict, origin: str) -> MacroTables:
+    """Build tables from the parsed TOML of a macro file (or a config's [macros] table)."""
+    from dmalint.contracts.errors import RuleFileError
+
+    def names(key: str) -> frozenset[str]:
+        value = data.get(key, [])
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise RuleFileError(origin, None, f"'{key}' must be a list of identifiers")
+        return frozenset(value)
+
+    declarators: dict[str, Declarator] = {}
+    for entry in data.get("declarators", []):
+        if not isinstance(entry, dict) or not isinstance(entry.get("name"), str) or not isinstance(
+            entry.get("type"), str
+        ):
+            raise RuleFileError(origin, None, "each [[declarators]] needs string 'name' and 'type'")
+        declarators[entry["name"]] = Declarator(entry["name"], entry["type"], bool(entry.get("array")))
+    return MacroTables(
+        names("attributes"), names("attribute_functions"), names("iterators"), declarators
+    )

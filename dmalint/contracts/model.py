@@ -1,0 +1,131 @@
+"""The frozen objects contracts load into. The engine reads roles from these, never names."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Mapping
+
+# Argument roles an API function may declare.  "handle" is the DMA address, "cpu" the CPU-side
+# buffer (or page / scatterlist), "count" the entry count of a scatter-gather list.
+ARG_ROLES = frozenset({"device", "cpu", "handle", "size", "direction", "attrs", "count", "pool", "flags"})
+# How an acquire reports failure: through a check function (DMA_MAPPING_ERROR), by returning
+# NULL, by returning 0 (dma_map_sg) or a negative errno (dma_map_sgtable).
+FAILURE_MODES = frozenset({"check", "null", "zero", "negative"})
+# Where an acquire delivers its handle: its return value, or an out-parameter "arg:N".
+RESULT_RE = re.compile(r"^(return|arg:\d+)$")
+
+
+@dataclass(frozen=True)
+class Acquire:
+    """A function that creates a DMA region (mapping, allocation)."""
+
+    function: str
+    family: str
+    debug_type: str
+    args: Mapping[str, int]
+    failure: str = "check"
+    result: str = "return"
+    returns: str = "handle"  # what the return value is: the handle, or the cpu address
+    managed: bool = False  # released by the driver core (devm/dmam): never a leak
+    origin: str = ""
+
+    @property
+    def out_arg(self) -> int | None:
+        return int(self.result.split(":")[1]) if self.result.startswith("arg:") else None
+
+
+@dataclass(frozen=True)
+class Release:
+    """A function that ends a DMA region."""
+
+    function: str
+    family: str
+    debug_type: str
+    args: Mapping[str, int]
+    origin: str = ""
+
+
+@dataclass(frozen=True)
+class Check:
+    """A predicate on a handle that is true when the acquire failed."""
+
+    function: str
+    args: Mapping[str, int]
+    origin: str = ""
+
+
+@dataclass(frozen=True)
+class CoreTables:
+    """C and kernel idioms that are not DMA API but that the engine must understand."""
+
+    transparent: frozenset[str] = frozenset()
+    noreturn: frozenset[str] = frozenset()
+    value_transforms: frozenset[str] = frozenset()
+    io_writes: frozenset[str] = frozenset()
+    error_pointers: frozenset[str] = frozenset()
+    errno_pattern: str = r"^E[A-Z0-9_]+$"
+    int_return_types: frozenset[str] = frozenset()
+
+    @property
+    def errno_re(self) -> re.Pattern[str]:
+        return re.compile(self.errno_pattern)
+
+
+@dataclass(frozen=True)
+class Contracts:
+    """Every API function's role, indexed by name, plus constants the contracts compare."""
+
+    acquires: Mapping[str, Acquire] = field(default_factory=dict)
+    releases: Mapping[str, Release] = field(default_factory=dict)
+    checks: Mapping[str, Check] = field(default_factory=dict)
+    constants: Mapping[str, int] = field(default_factory=dict)
+    core: CoreTables = field(default_factory=CoreTables)
+
+    def api_names(self) -> frozenset[str]:
+        """Every API function name: a function mentioning none of them is not analysed."""
+        return frozenset(self.acquires) | frozenset(self.releases) | frozenset(self.checks)
+
+
+@dataclass(frozen=True)
+class Doc:
+    what: str
+    why: str
+    example: str
+    fix: str
+
+
+@dataclass(frozen=True)
+class Diagnostic:
+    """One entry of the registry: a stable code and everything a user reads about it."""
+
+    code: str
+    name: str
+    event: str
+    severity: str
+    confidence: str
+    group: str
+    summary: str
+    message: str
+    doc: Doc
+    tags: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Registry:
+    """All diagnostics, by code, by name and by the engine event that raises them."""
+
+    diagnostics: tuple[Diagnostic, ...]
+
+    def by_code(self, code: str) -> Diagnostic | None:
+        return next((d for d in self.diagnostics if d.code == code.upper()), None)
+
+    def by_name(self, name: str) -> Diagnostic | None:
+        return next((d for d in self.diagnostics if d.name == name), None)
+
+    def by_event(self, event: str) -> Diagnostic | None:
+        return next((d for d in self.diagnostics if d.event == event), None)
+
+    def lookup(self, key: str) -> Diagnostic | None:
+        """A diagnostic by code (DMA001) or name (unchecked-dma-mapping)."""
+        return self.by_code(key) or self.by_name(key)

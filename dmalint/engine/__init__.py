@@ -1,0 +1,1 @@
+"""The contract engine: handle tracking and path-sensitive typestate over the CFG."""

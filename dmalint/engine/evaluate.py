@@ -1,0 +1,503 @@
+"""Expression evaluation on one path, and the transfer of every contract role.
+
+The evaluator turns a C expression into a Value, updating the path's State as side effects
+happen (assignments, acquires, releases, checks).  It knows roles from the contracts, never a
+function name.  Events go to `emit`; the explorer decides which ones become findings.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Callable
+
+from tree_sitter import Node
+
+from dmalint.contracts.model import Acquire, Contracts, Release
+from dmalint.engine.state import FAILED, LIVE, RELEASED, Region, State
+from dmalint.engine.values import TOP, ZERO, Addr, Chk, Lin, Path, Res, Value, path_text
+from dmalint.parse import text, unwrap_parens
+from dmalint.source import Define
+
+_NUMBER = re.compile(r"^(0[xX][0-9a-fA-F]+|0[0-7]*|[1-9][0-9]*)[uUlL]*$")
+_SHOUT = re.compile(r"^[A-Z_][A-Z0-9_]*$")
+EmitFn = Callable[..., None]
+
+
+@dataclass
+class Scope:
+    """What the function declares: which names are locals, and whether they hold pointers."""
+
+    locals: dict[str, bool]  # name -> is a pointer (or array parameter)
+    params: frozenset[str]
+    relevant: frozenset[str]  # names whose integer values are worth tracking per path
+
+    def is_local_storage(self, path: Path) -> bool:
+        """True when the path is memory of this function's frame (lost at return)."""
+        root = path[0]
+        if root not in self.locals or root in self.params or self.locals[root]:
+            return False
+        return not any(p.startswith("->") or p == "*" for p in path[1:])
+
+
+class Evaluator:
+    def __init__(self, contracts: Contracts, scope: Scope, defines: dict[str, Define],
+                 emit: EmitFn, function: str):
+        self.c = contracts
+        self.core = contracts.core
+        self.scope = scope
+        self.defines = defines
+        self.emit = emit
+        self.function = function
+        self._errno = self.core.errno_re
+        self._release_of_family = {}
+        for rel in contracts.releases.values():
+            self._release_of_family.setdefault(rel.family, rel.function)
+
+    # -- storage paths -----------------------------------------------------------------------
+    def lvalue(self, node: Node, st: State) -> Path | None:
+        """The storage path an lvalue expression names, or None when we cannot tell."""
+        node = unwrap_parens(node)
+        t = node.type
+        if t == "identifier":
+            return (text(node),)
+        if t == "field_expression":
+            base = node.child_by_field_name("argument")
+            fld = "." + text(node.child_by_field_name("field"))
+            op = text(node.child_by_field_name("operator"))
+            if op == "->":
+                target = self._pointee(base, st)
+                if target is not None:
+                    return target + (fld,)
+                bp = self.lvalue(base, st)
+                return bp + ("->" + fld[1:],) if bp else None
+            bp = self.lvalue(base, st)
+            return bp + (fld,) if bp else None
+        if t == "subscript_expression":
+            bp = self.lvalue(node.child_by_field_name("argument"), st)
+            idx = unwrap_parens(node.child_by_field_name("index") or node)
+            key = text(idx) if idx.type in ("identifier", "number_literal") else "*"
+            return bp + (f"[{key}]",) if bp else None
+        if t == "pointer_expression" and text(node.child_by_field_name("operator")) == "*":
+            arg = node.child_by_field_name("argument")
+            target = self._pointee(arg, st)
+            if target is not None:
+                return target
+            bp = self.lvalue(arg, st)
+            return bp + ("*",) if bp else None
+        if t == "cast_expression":
+            return self.lvalue(node.child_by_field_name("value"), st)
+        return None
+
+    def _pointee(self, ptr: Node, st: State) -> Path | None:
+        """When a pointer variable holds &x on this path, the path x."""
+        p = self.lvalue(ptr, st) if unwrap_parens(ptr).type == "identifier" else None
+        if p is not None:
+            v = st.env.get(p)
+            if isinstance(v, Addr):
+                return v.path
+        return None
+
+    def read(self, path: Path, st: State) -> Value:
+        if path in st.env:
+            return st.env[path]
+        return Lin.sym(("init",) + path)
+
+    def store(self, path: Path | None, value: Value, st: State, node: Node) -> None:
+        """Assign value to path; a region handle stored outside the frame escapes the function."""
+        if path is not None:
+            n = len(path)
+            for key in [k for k in st.env if len(k) > n and k[:n] == path]:
+                del st.env[key]
+            if isinstance(value, Lin) and path[0] not in self.scope.relevant:
+                st.env.pop(path, None)
+            else:
+                st.env[path] = value
+        if isinstance(value, Res):
+            reg = st.regions.get(value.rid)
+            if reg is None:
+                return
+            if reg.handle_text.endswith("()") and path is not None:
+                reg = reg.but(handle_text=path_text(path))
+            if path is None or not self.scope.is_local_storage(path):
+                if not reg.escaped:
+                    line, col = _pos(node)
+                    reg = reg.but(escaped=True, store_line=line, store_col=col,
+                                  store_how=f"stored in '{path_text(path) if path else text(node)}'")
+            st.regions[value.rid] = reg
+
+    # -- expressions -------------------------------------------------------------------------
+    def eval(self, node: Node | None, st: State) -> Value:
+        if node is None:
+            return TOP
+        t = node.type
+        if t == "parenthesized_expression":
+            if node.named_child_count and node.named_children[0].type == "compound_statement":
+                return self._statement_expr_value(node.named_children[0], st)
+            return self.eval(node.named_children[0] if node.named_child_count else None, st)
+        if t == "number_literal":
+            return _number(text(node))
+        if t in ("true",):
+            return Lin.of(1)
+        if t in ("false", "null"):
+            return ZERO
+        if t == "char_literal":
+            return TOP
+        if t == "identifier":
+            return self._identifier(node, st)
+        if t in ("field_expression", "subscript_expression"):
+            if t == "subscript_expression":
+                self.eval(node.child_by_field_name("index"), st)
+            path = self.lvalue(node, st)
+            if path is None:
+                self.eval(node.child_by_field_name("argument"), st)
+                return TOP
+            return self.read(path, st)
+        if t == "assignment_expression":
+            return self._assignment(node, st)
+        if t == "call_expression":
+            return self.call(node, st)
+        if t == "cast_expression":
+            return self.eval(node.child_by_field_name("value"), st)
+        if t == "pointer_expression":
+            op = text(node.child_by_field_name("operator"))
+            arg = node.child_by_field_name("argument")
+            if op == "&":
+                path = self.lvalue(arg, st)
+                if path is None:
+                    self.eval(arg, st)
+                return Addr(path) if path is not None else TOP
+            path = self.lvalue(node, st)
+            if path is None:
+                self.eval(arg, st)
+                return TOP
+            return self.read(path, st)
+        if t == "unary_expression":
+            return self._unary(node, st)
+        if t == "binary_expression":
+            return self._binary(node, st)
+        if t == "update_expression":
+            return self._update(node, st)
+        if t == "conditional_expression":
+            self.eval(node.child_by_field_name("condition"), st)
+            a = self.eval(node.child_by_field_name("consequence"), st)
+            b = self.eval(node.child_by_field_name("alternative"), st)
+            return a if a == b and a is not TOP else TOP
+        if t == "comma_expression":
+            self.eval(node.child_by_field_name("left"), st)
+            return self.eval(node.child_by_field_name("right"), st)
+        if t == "sizeof_expression":
+            return Lin.sym(("sizeof", " ".join(text(node).split())))
+        if t in ("string_literal", "concatenated_string", "compound_literal_expression",
+                 "initializer_list"):
+            for child in node.named_children:
+                if child.type not in ("string_content", "escape_sequence", "string_literal"):
+                    self.eval(child, st)
+            return TOP
+        for child in node.named_children:  # anything else: evaluate for side effects
+            self.eval(child, st)
+        return TOP
+
+    def _statement_expr_value(self, block: Node, st: State) -> Value:
+        stmts = [c for c in block.named_children if c.type != "comment"]
+        if stmts and stmts[-1].type == "expression_statement" and stmts[-1].named_child_count:
+            return self.eval(stmts[-1].named_children[0], st)
+        return TOP
+
+    def _identifier(self, node: Node, st: State) -> Value:
+        name = text(node)
+        path = (name,)
+        if path in st.env:
+            return st.env[path]
+        if name in self.scope.locals:
+            return self.read(path, st)
+        if name in self.c.constants:
+            return Lin.of(self.c.constants[name])
+        if name == "NULL":
+            return ZERO
+        if self._errno.match(name):
+            return Lin.sym(("errno", name))
+        define = self.defines.get(name)
+        if define is not None and define.params is None:
+            return self._define_value(define, 0)
+        if _SHOUT.match(name):
+            return Lin.sym(("macro", name))
+        return self.read(path, st)
+
+    def _define_value(self, define: Define, depth: int) -> Value:
+        """An object-like macro that is an integer, a known name, or a simple sum of them."""
+        value = define.value.strip()
+        while value.startswith("(") and value.endswith(")"):
+            value = value[1:-1].strip()
+        if _NUMBER.match(value):
+            return _number(value)
+        if depth < 4 and re.fullmatch(r"[A-Za-z_]\w*", value):
+            inner = self.defines.get(value)
+            if inner is not None and inner.params is None:
+                return self._define_value(inner, depth + 1)
+            if value in self.c.constants:
+                return Lin.of(self.c.constants[value])
+        m = re.fullmatch(r"\(?\s*([A-Za-z_]\w*|\d+)\s*([+-])\s*([A-Za-z_]\w*|\d+)\s*\)?", value)
+        if depth < 4 and m:
+            parts = []
+            for tok in (m.group(1), m.group(3)):
+                if tok.isdigit():
+                    parts.append(Lin.of(int(tok)))
+                elif tok in self.defines and self.defines[tok].params is None:
+                    parts.append(self._define_value(self.defines[tok], depth + 1))
+                else:
+                    parts.append(Lin.sym(("macro", tok)))
+            if all(isinstance(p, Lin) for p in parts):
+                return parts[0].add(parts[1], 1 if m.group(2) == "+" else -1)
+        return Lin.sym(("macro", define.name))
+
+    def _assignment(self, node: Node, st: State) -> Value:
+        left = node.child_by_field_name("left")
+        op = text(node.child_by_field_name("operator"))
+        right = self.eval(node.child_by_field_name("right"), st)
+        path = self.lvalue(left, st)
+        if op != "=":
+            old = self.read(path, st) if path is not None else TOP
+            right = _arith(op[:-1], old, right)
+        self.store(path, right, st, node)
+        return right
+
+    def assign(self, left: Node, right: Node, st: State, at: Node) -> None:
+        """A synthetic assignment from the CFG (the arms of `x = c ? a : b`)."""
+        self.store(self.lvalue(left, st), self.eval(right, st), st, at)
+
+    def _unary(self, node: Node, st: State) -> Value:
+        op = text(node.child_by_field_name("operator"))
+        v = self.eval(node.child_by_field_name("argument"), st)
+        if op == "-" and isinstance(v, Lin):
+            return v.scale(-1)
+        if op == "+":
+            return v
+        if op == "!":
+            if isinstance(v, Chk):
+                return v.flip()
+            if isinstance(v, Lin) and v.is_const:
+                return Lin.of(int(v.const == 0))
+        return TOP
+
+    def _binary(self, node: Node, st: State) -> Value:
+        op = text(node.child_by_field_name("operator"))
+        a = self.eval(node.child_by_field_name("left"), st)
+        b = self.eval(node.child_by_field_name("right"), st)
+        if op in ("==", "!=") and isinstance(a, Chk) and b == ZERO:
+            return a if op == "!=" else a.flip()
+        return _arith(op, a, b)
+
+    def _update(self, node: Node, st: State) -> Value:
+        arg = node.child_by_field_name("argument")
+        op = text(node.child_by_field_name("operator"))
+        path = self.lvalue(arg, st)
+        old = self.read(path, st) if path is not None else TOP
+        new = _arith("+" if op == "++" else "-", old, Lin.of(1))
+        self.store(path, new, st, node)
+        prefix = node.children and node.children[0].type in ("++", "--")
+        return new if prefix else old
+
+    # -- calls -------------------------------------------------------------------------------
+    def call(self, node: Node, st: State) -> Value:
+        fn_node = node.child_by_field_name("function")
+        name = text(fn_node) if fn_node is not None and fn_node.type == "identifier" else ""
+        args_node = node.child_by_field_name("arguments")
+        arg_nodes = [a for a in args_node.named_children if a.type != "comment"] if args_node else []
+        if name in self.core.transparent:
+            vals = [self.eval(a, st) for a in arg_nodes]
+            return vals[0] if vals else TOP
+        acquire = self.c.acquires.get(name)
+        if acquire is not None:
+            return self._acquire(acquire, node, arg_nodes, st)
+        vals = [self.eval(a, st) for a in arg_nodes]
+        release = self.c.releases.get(name)
+        if release is not None:
+            self._release(release, node, arg_nodes, vals, st)
+            return TOP
+        check = self.c.checks.get(name)
+        if check is not None:
+            return self._check(name, check.args.get("handle", 0), node, arg_nodes, vals, st)
+        if name in self.core.value_transforms:
+            return vals[0] if vals else TOP
+        if name in self.core.error_pointers:
+            return Lin.sym(("errptr",))
+        self._unknown_call(name or text(fn_node), node, arg_nodes, vals, st)
+        return Lin.sym(("call", node.start_byte))
+
+    def _unknown_call(self, name: str, node: Node, arg_nodes: list[Node], vals: list[Value],
+                      st: State) -> None:
+        """A call we have no contract for: a handle passed in is used (and, unless the callee
+        only writes a register, handed over); storage passed by address may be rewritten."""
+        io = name in self.core.io_writes
+        for arg, v in zip(arg_nodes, vals):
+            if isinstance(v, Res):
+                reg = st.regions.get(v.rid)
+                if reg is None:
+                    continue
+                self._use(reg, arg, f"passed to {name}()", st)
+                if not io:
+                    st.regions[v.rid] = st.regions[v.rid].but(escaped=True)
+            elif isinstance(v, Addr):
+                path = v.path
+                n = len(path)
+                for key in [k for k in st.env if k[:n] == path]:
+                    held = st.env.pop(key)
+                    if isinstance(held, Res) and held.rid in st.regions:
+                        st.regions[held.rid] = st.regions[held.rid].but(escaped=True)
+
+    def _use(self, reg: Region, node: Node, how: str, st: State) -> None:
+        """The handle reaches the device or another function: it must have been checked."""
+        acq = self.c.acquires[reg.acquire]
+        if reg.status == LIVE and not reg.checked and not reg.wrong_test and acq.failure == "check":
+            check = next(iter(self.c.checks), "the mapping check")
+            self.emit("unchecked-use", node, st, reg, check=check, how=how)
+
+    def _acquire(self, acq: Acquire, node: Node, arg_nodes: list[Node], st: State) -> Value:
+        vals = [self.eval(a, st) for a in arg_nodes]
+        rid = node.start_byte
+        line = node.start_point[0] + 1
+
+        def arg(role: str) -> tuple[Value | None, str]:
+            idx = acq.args.get(role)
+            if idx is None or idx >= len(vals):
+                return None, ""
+            return vals[idx], " ".join(text(arg_nodes[idx]).split())
+
+        size, size_text = arg("size")
+        direction, direction_text = arg("direction")
+        st.regions[rid] = Region(rid, acq.function, line, f"{acq.function}()", size=size,
+                                 size_text=size_text, direction=direction,
+                                 direction_text=direction_text)
+        st.step(line, "acquire", f"{acq.function}() acquires a DMA region")
+        out = acq.out_arg
+        if out is not None and out < len(vals) and isinstance(vals[out], Addr):
+            self.store(vals[out].path, Res(rid, "handle"), st, node)
+        return Res(rid, acq.returns)
+
+    def _release(self, rel: Release, node: Node, arg_nodes: list[Node], vals: list[Value],
+                 st: State) -> None:
+        idx = rel.args["handle"]
+        if idx >= len(vals) or not isinstance(vals[idx], Res):
+            return  # a region acquired elsewhere: judged across functions, not here
+        v = vals[idx]
+        reg = st.regions.get(v.rid)
+        if reg is None or v.offset:
+            return
+        acq = self.c.acquires[reg.acquire]
+        line = node.start_point[0] + 1
+        if reg.status == RELEASED:
+            self.emit("double-release", node, st, reg, release=rel.function,
+                      first_line=reg.release_line)
+        elif reg.status == FAILED:
+            check = next(iter(self.c.checks), "the check")
+            self.emit("release-after-failure", node, st, reg, release=rel.function, check=check)
+        else:
+            self._use(reg, node, f"released by {rel.function}()", st)
+            if acq.family != rel.family:
+                self.emit("release-family-mismatch", node, st, reg, release=rel.function,
+                          acquire_family=acq.family, release_family=rel.family)
+            self._compare("direction", reg.direction, reg.direction_text, rel, node, arg_nodes,
+                          vals, st, reg)
+            self._compare("size", reg.size, reg.size_text, rel, node, arg_nodes, vals, st, reg)
+        st.regions[v.rid] = st.regions[v.rid].but(status=RELEASED, release_line=line)
+        st.step(line, "release", f"{rel.function}() releases the region from line {reg.line}")
+
+    def _compare(self, role: str, acquired: Value | None, acquired_text: str, rel: Release,
+                 node: Node, arg_nodes: list[Node], vals: list[Value], st: State,
+                 reg: Region) -> None:
+        """Report when the release's argument provably differs from the acquire's."""
+        idx = rel.args.get(role)
+        if idx is None or idx >= len(vals) or not isinstance(acquired, Lin):
+            return
+        released = vals[idx]
+        if not isinstance(released, Lin):
+            return
+        diff = acquired.add(released, -1)
+        if diff.is_const and diff.const != 0:
+            released_text = " ".join(text(arg_nodes[idx]).split())
+            self.emit(f"release-{role}-mismatch", node, st, reg, release=rel.function,
+                      **{f"acquire_{role}": acquired_text, f"release_{role}": released_text})
+
+    def _check(self, name: str, handle_idx: int, node: Node, arg_nodes: list[Node],
+               vals: list[Value], st: State) -> Value:
+        line = node.start_point[0] + 1
+        v = vals[handle_idx] if handle_idx < len(vals) else TOP
+        if isinstance(v, Res) and v.part == "handle" and v.rid in st.regions and not v.offset:
+            st.regions[v.rid] = st.regions[v.rid].but(checked=True, check_line=line)
+            st.step(line, "check", f"{name}() checks the mapping from line {st.regions[v.rid].line}")
+            return Chk(v.rid)
+        pending = [r for r in st.regions.values()
+                   if r.status == LIVE and not r.checked and not r.wrong_test
+                   and self.c.acquires[r.acquire].failure == "check"]
+        if not pending:
+            return TOP
+        target = max(pending, key=lambda r: r.line)
+        checked = " ".join(text(arg_nodes[handle_idx]).split()) if handle_idx < len(arg_nodes) else "?"
+        reason = None
+        if isinstance(v, Res) and v.part == "cpu":
+            reason = "the CPU address that was mapped, not the DMA handle"
+        elif isinstance(v, Res) and v.rid in st.regions and st.regions[v.rid].checked:
+            reason = f"a mapping already checked at line {st.regions[v.rid].check_line}"
+        if reason is None:
+            return TOP
+        self.emit("wrong-handle-checked", node, st, target, check=name, checked=checked,
+                  reason=reason)
+        st.regions[target.rid] = target.but(wrong_test=True)
+        return TOP
+
+    def release_name(self, acquire: str) -> str:
+        return self._release_of_family.get(self.c.acquires[acquire].family, "a release")
+
+
+def _pos(node: Node) -> tuple[int, int]:
+    return node.start_point[0] + 1, node.start_point[1] + 1
+
+
+def _number(s: str) -> Value:
+    s = s.rstrip("uUlL")
+    try:
+        if s.lower().startswith("0x"):
+            return Lin.of(int(s, 16))
+        if len(s) > 1 and s.startswith("0") and s.isdigit():
+            return Lin.of(int(s, 8))
+        return Lin.of(int(s))
+    except ValueError:
+        return TOP
+
+
+def _arith(op: str, a: Value, b: Value) -> Value:
+    """Arithmetic on linear forms; a region handle plus an offset is no longer the handle."""
+    if isinstance(a, Res) and isinstance(b, Lin) and op in ("+", "-"):
+        return a if b == ZERO else Res(a.rid, a.part, True)
+    if isinstance(b, Res) and isinstance(a, Lin) and op == "+":
+        return b if a == ZERO else Res(b.rid, b.part, True)
+    if not isinstance(a, Lin) or not isinstance(b, Lin):
+        return TOP
+    if op == "+":
+        return a.add(b)
+    if op == "-":
+        return a.add(b, -1)
+    if op == "*":
+        if a.is_const:
+            return b.scale(a.const)
+        if b.is_const:
+            return a.scale(b.const)
+        return TOP
+    if a.is_const and b.is_const:
+        x, y = a.const, b.const
+        try:
+            result = {
+                "/": lambda: int(x / y) if y else None, "%": lambda: x % y if y else None,
+                "<<": lambda: x << y if 0 <= y < 64 else None, ">>": lambda: x >> y if y >= 0 else None,
+                "&": lambda: x & y, "|": lambda: x | y, "^": lambda: x ^ y,
+                "==": lambda: int(x == y), "!=": lambda: int(x != y), "<": lambda: int(x < y),
+                "<=": lambda: int(x <= y), ">": lambda: int(x > y), ">=": lambda: int(x >= y),
+                "&&": lambda: int(bool(x) and bool(y)), "||": lambda: int(bool(x) or bool(y)),
+            }.get(op, lambda: None)()
+        except (OverflowError, ValueError):
+            result = None
+        return Lin.of(result) if result is not None else TOP
+    if op == "<<" and b.is_const and 0 <= b.const < 64:
+        return a.scale(1 << b.const)
+    return TOP

@@ -1,0 +1,77 @@
+"""The state of one path: storage, tracked DMA regions, facts about symbols, and the trace."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+
+from dmalint.engine.values import Path, Sym, Value
+
+LIVE = "live"
+FAILED = "failed"
+RELEASED = "released"
+
+
+@dataclass(frozen=True, slots=True)
+class Region:
+    """One acquired DMA region on this path (one per acquire site: a loop re-acquiring at the
+    same site replaces the previous instance, which keeps states finite)."""
+
+    rid: int
+    acquire: str  # the acquire function's name, for messages and contract lookup
+    line: int
+    handle_text: str
+    status: str = LIVE
+    checked: bool = False
+    outcome_known: bool = False  # a branch decided success or failure
+    wrong_test: bool = False  # tested in a way that cannot detect failure (already reported)
+    escaped: bool = False
+    store_line: int | None = None  # first store into driver state, for unchecked reports
+    store_col: int = 1
+    store_how: str = ""
+    size: Value | None = None
+    size_text: str = ""
+    direction: Value | None = None
+    direction_text: str = ""
+    release_line: int | None = None
+    check_line: int | None = None
+
+    def but(self, **changes) -> "Region":
+        return replace(self, **changes)
+
+
+@dataclass(frozen=True, slots=True)
+class Step:
+    """One witness step: where, what kind, and a short message."""
+
+    line: int
+    kind: str
+    message: str
+    path: str | None = None  # None: the file being analysed
+
+
+@dataclass(slots=True)
+class State:
+    env: dict[Path, Value] = field(default_factory=dict)
+    regions: dict[int, Region] = field(default_factory=dict)
+    facts: dict[Sym, str] = field(default_factory=dict)
+    trace: tuple | None = None  # a linked list (step, previous) shared between paths
+
+    def copy(self) -> "State":
+        return State(dict(self.env), dict(self.regions), dict(self.facts), self.trace)
+
+    def key(self) -> tuple:
+        """What makes two states the same for exploration (the trace does not)."""
+        return (frozenset(self.env.items()), frozenset(self.regions.items()),
+                frozenset(self.facts.items()))
+
+    def step(self, line: int, kind: str, message: str) -> None:
+        self.trace = (Step(line, kind, message), self.trace)
+
+    def steps(self) -> list[Step]:
+        out: list[Step] = []
+        node = self.trace
+        while node is not None:
+            out.append(node[0])
+            node = node[1]
+        out.reverse()
+        return out

@@ -1,0 +1,101 @@
+"""Abstract values the engine computes for C expressions on one path.
+
+- Lin: a linear form over symbols plus a constant.  Constants are Lin with no terms; an unknown
+  but stable value (a variable nobody assigned on this path, a macro, a call's result) is a
+  symbol.  Two sizes are provably different when their difference is a non-zero constant.
+- Top: nothing known; never equal to anything, not even itself, for the checks.
+- Res: a value produced by an acquire: its handle, its CPU address or its entry count.
+- Chk: the truth value "acquire rid failed" (a check call's result, or a NULL test).
+- Addr: the address of a storage path (&x, &ring->desc[i]), so p->f can resolve to x.f.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+Sym = tuple
+Path = tuple
+
+
+@dataclass(frozen=True, slots=True)
+class Lin:
+    terms: tuple[tuple[Sym, int], ...]
+    const: int
+
+    @staticmethod
+    def of(c: int) -> "Lin":
+        return Lin((), c)
+
+    @staticmethod
+    def sym(s: Sym) -> "Lin":
+        return Lin(((s, 1),), 0)
+
+    @property
+    def is_const(self) -> bool:
+        return not self.terms
+
+    def add(self, other: "Lin", sign: int = 1) -> "Lin":
+        acc = dict(self.terms)
+        for s, k in other.terms:
+            acc[s] = acc.get(s, 0) + sign * k
+        terms = tuple(sorted(((s, k) for s, k in acc.items() if k), key=repr))
+        return Lin(terms, self.const + sign * other.const)
+
+    def scale(self, k: int) -> "Lin":
+        if k == 0:
+            return Lin.of(0)
+        return Lin(tuple((s, c * k) for s, c in self.terms), self.const * k)
+
+    def single(self) -> tuple[Sym, int] | None:
+        """(sym, coefficient) when the form is k*sym with no constant."""
+        if len(self.terms) == 1 and self.const == 0:
+            return self.terms[0]
+        return None
+
+
+class _Top:
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "TOP"
+
+
+TOP = _Top()
+
+
+@dataclass(frozen=True, slots=True)
+class Res:
+    rid: int
+    part: str  # "handle" | "cpu" | "count"
+    offset: bool = False  # the value plus or minus something: no longer the region's start
+
+
+@dataclass(frozen=True, slots=True)
+class Chk:
+    rid: int
+    negated: bool = False  # True: the value is true when the acquire succeeded
+
+    def flip(self) -> "Chk":
+        return Chk(self.rid, not self.negated)
+
+
+@dataclass(frozen=True, slots=True)
+class Addr:
+    path: Path
+
+
+Value = Lin | _Top | Res | Chk | Addr
+
+ZERO = Lin.of(0)
+
+
+def path_text(path: Path | None) -> str:
+    """C-like text of a storage path, for messages."""
+    if not path:
+        return "?"
+    out = str(path[0])
+    for part in path[1:]:
+        out += "[*]" if part == "[*]" else part if part != "*" else ""
+        if part == "*":
+            out = "*" + out
+    return out

@@ -1,0 +1,328 @@
+"""Read a C file and neutralise kernel macros without changing any byte offset.
+
+tree-sitter-c parses C, not kernel C: annotations such as ``__iomem``, iterator macros such as
+``list_for_each_entry(...) {`` and ``#if`` blocks that split statements produce ERROR nodes.  We
+never run a preprocessor (we do not have the kernel's configuration); instead every rewrite here
+replaces text by text of the same byte length, so every position tree-sitter reports is a
+position in the original file.
+"""
+
+from __future__ import annotations
+
+import bisect
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from dmalint.contracts.macros import MacroTables
+
+MAX_FILE_BYTES = 16 * 1024 * 1024
+
+
+class SourceError(Exception):
+    """A file that cannot be analysed; the message says why, for the user."""
+
+
+@dataclass(frozen=True)
+class Define:
+    """One ``#define`` seen in an active region."""
+
+    name: str
+    value: str
+    line: int
+    params: tuple[str, ...] | None = None  # None for object-like macros
+
+
+@dataclass
+class SourceFile:
+    """A file's original bytes, its neutralised twin, and what the preprocessor lines said."""
+
+    path: str
+    raw: bytes
+    code: bytes
+    defines: dict[str, Define] = field(default_factory=dict)
+    includes: list[tuple[str, int]] = field(default_factory=list)
+    _line_starts: list[int] = field(default_factory=list, repr=False)
+
+    def __post_init__(self) -> None:
+        starts = [0]
+        starts.extend(m.end() for m in re.finditer(rb"\n", self.raw))
+        self._line_starts = starts
+
+    def position(self, offset: int) -> tuple[int, int]:
+        """1-based (line, column) of a byte offset."""
+        idx = bisect.bisect_right(self._line_starts, offset) - 1
+        return idx + 1, offset - self._line_starts[idx] + 1
+
+    def line_text(self, line: int) -> str:
+        """The original text of a 1-based line, without its newline."""
+        if line < 1 or line > len(self._line_starts):
+            return ""
+        start = self._line_starts[line - 1]
+        end = self.raw.find(b"\n", start)
+        return self.raw[start : end if end >= 0 else len(self.raw)].decode("utf-8", "replace")
+
+    @property
+    def line_count(self) -> int:
+        return len(self._line_starts)
+
+
+def read_source(path: Path, display: str, tables: MacroTables) -> SourceFile:
+    """Read and neutralise one file; raise SourceError with a user-facing reason."""
+    try:
+        if path.is_dir():
+            raise SourceError("is a directory")
+        size = path.stat().st_size
+        if size > MAX_FILE_BYTES:
+            raise SourceError(f"file too large ({size} bytes, limit {MAX_FILE_BYTES})")
+        raw = path.read_bytes()
+    except SourceError:
+        raise
+    except OSError as exc:
+        raise SourceError(exc.strerror or str(exc)) from None
+    if b"\0" in raw[:8192]:
+        raise SourceError("binary file (contains NUL bytes)")
+    return make_source(raw, display, tables)
+
+
+def make_source(raw: bytes, display: str, tables: MacroTables) -> SourceFile:
+    """Build a SourceFile from bytes already in memory (tests, stdin)."""
+    code, defines, includes = neutralise(raw, tables)
+    return SourceFile(display, raw, code, defines, includes)
+
+
+# --- neutralisation -------------------------------------------------------------------------
+
+_LEXICAL = re.compile(
+    rb"//(?:[^\n\\]|\\.)*|/\*.*?(?:\*/|\Z)|\"(?:\\.|[^\"\\\n])*\"?|'(?:\\.|[^'\\\n])*'?", re.S
+)
+_DIRECTIVE = re.compile(rb"^[ \t]*#(?:[^\n\\]|\\.|\\\n)*", re.M)
+_DIRECTIVE_NAME = re.compile(rb"#\s*(\w*)\s*(.*)", re.S)
+_DEFINE = re.compile(rb"([A-Za-z_]\w*)(\([^)]*\))?\s*(.*)", re.S)
+_INCLUDE = re.compile(rb'"([^"]+)"')
+_NOT_NEWLINE = re.compile(rb"[^\n]")
+_WORD = re.compile(rb"[A-Za-z_]\w*")
+_TYPE_ARG = re.compile(
+    rb"(?<=[(,])([ \t]*)((?:struct|union|enum)[ \t]+\w+|"
+    rb"(?:(?:unsigned|signed|long|short|int|char|const|volatile)[ \t]+)+"
+    rb"(?:unsigned|signed|long|short|int|char))([ \t]*)(?=[,)])"
+)
+_NOT_CALLS = {
+    b"sizeof", b"typeof", b"__typeof__", b"__typeof", b"_Alignof", b"__alignof__", b"alignof",
+    b"offsetof", b"__builtin_offsetof", b"_Generic", b"va_arg", b"if", b"while", b"for",
+    b"switch", b"return", b"__builtin_types_compatible_p",
+}
+
+
+def _blank(buf: bytearray, start: int, end: int) -> None:
+    """Replace buf[start:end] by spaces, keeping newlines (and so every line number)."""
+    buf[start:end] = _NOT_NEWLINE.sub(b" ", bytes(buf[start:end]))
+
+
+def _mask_lexical(raw: bytes) -> bytes:
+    """Comments and literals blanked: a copy to scan for code tokens, never parsed."""
+    return _LEXICAL.sub(lambda m: _NOT_NEWLINE.sub(b" ", m.group(0)), raw)
+
+
+def _matching_paren(masked: bytes, open_idx: int, limit: int = 20000) -> int:
+    """Index of the ')' closing masked[open_idx] == '(', or -1."""
+    depth = 0
+    end = min(len(masked), open_idx + limit)
+    i = open_idx
+    while i < end:
+        c = masked[i]
+        if c == 0x28:
+            depth += 1
+        elif c == 0x29:
+            depth -= 1
+            if depth == 0:
+                return i
+        elif c in (0x3B, 0x7B, 0x7D) and depth <= 1:
+            return -1  # ; { } inside an argument list: not a macro call we understand
+        i += 1
+    return -1
+
+
+def neutralise(raw: bytes, tables: MacroTables) -> tuple[bytes, dict[str, Define], list]:
+    """Return (code, defines, includes): code is raw with kernel macros made parseable."""
+    buf = bytearray(raw)
+    masked = bytearray(_mask_lexical(raw))
+    defines, includes = _preprocess(raw, masked, buf)
+    masked_b = bytes(masked)
+    _blank_attributes(masked_b, buf, masked, tables)
+    masked_b = bytes(masked)
+    _rewrite_declarators(masked_b, buf, masked, tables)
+    _rewrite_iterators(bytes(masked), buf, tables)
+    _join_type_arguments(bytes(masked), buf)
+    return bytes(buf), defines, includes
+
+
+def _preprocess(raw: bytes, masked: bytearray, buf: bytearray):
+    """Blank directives and every conditional branch but the first live one.
+
+    Without a configuration we cannot know which branch is compiled; the first branch is the one
+    a reader sees first and is usually the full-featured one.  ``#if 0`` is dead code.
+    """
+    defines: dict[str, Define] = {}
+    includes: list[tuple[str, int]] = []
+    frames: list[list[bool]] = []  # [taking, taken_any]
+    live = True
+    dead_from = -1
+    line_of = _LineCounter(raw)
+    for m in _DIRECTIVE.finditer(bytes(masked)):
+        start, end = m.span()
+        text = raw[start:end]
+        name_m = _DIRECTIVE_NAME.match(bytes(masked[start:end]).lstrip())
+        name = name_m.group(1) if name_m else b""
+        rest = name_m.group(2).strip() if name_m else b""
+        was_live = live
+        if name in (b"if", b"ifdef", b"ifndef"):
+            taking = not (name == b"if" and rest in (b"0", b"(0)"))
+            frames.append([taking, taking])
+        elif name == b"elif" and frames:
+            frame = frames[-1]
+            frame[0] = not frame[1] and rest not in (b"0", b"(0)")
+            frame[1] = frame[1] or frame[0]
+        elif name == b"else" and frames:
+            frame = frames[-1]
+            frame[0] = not frame[1]
+            frame[1] = True
+        elif name == b"endif" and frames:
+            frames.pop()
+        elif was_live and name == b"define":
+            _record_define(raw[start:end], line_of(start), defines)
+        elif was_live and name == b"include":
+            inc = _INCLUDE.search(text)
+            if inc:
+                includes.append((inc.group(1).decode("utf-8", "replace"), line_of(start)))
+        live = all(f[0] for f in frames)
+        if was_live and not live:
+            dead_from = end
+        elif not was_live and live and dead_from >= 0:
+            _blank(buf, dead_from, start)
+            _blank(masked, dead_from, start)
+        _blank(buf, start, end)
+        _blank(masked, start, end)
+    if not live and dead_from >= 0:
+        _blank(buf, dead_from, len(buf))
+        _blank(masked, dead_from, len(masked))
+    return defines, includes
+
+
+class _LineCounter:
+    """Line numbers for increasing offsets without rescanning from the start."""
+
+    def __init__(self, raw: bytes) -> None:
+        self.raw, self.pos, self.line = raw, 0, 1
+
+    def __call__(self, offset: int) -> int:
+        self.line += self.raw.count(b"\n", self.pos, offset)
+        self.pos = offset
+        return self.line
+
+
+def _record_define(text: bytes, line: int, defines: dict[str, Define]) -> None:
+    body = _LEXICAL.sub(b" ", text.replace(b"\\\n", b" ")).lstrip()
+    body = body[1:].lstrip()[len(b"define") :].strip()
+    m = _DEFINE.match(body)
+    if not m:
+        return
+    name = m.group(1).decode("ascii", "replace")
+    params = None
+    if m.group(2) is not None:
+        params = tuple(p.strip().decode("ascii", "replace") for p in m.group(2)[1:-1].split(b","))
+    value = b" ".join(m.group(3).split()).decode("utf-8", "replace")
+    defines[name] = Define(name, value, line, params)
+
+
+def _blank_attributes(masked: bytes, buf: bytearray, mmask: bytearray, tables: MacroTables) -> None:
+    for m in tables.attribute_re.finditer(masked):
+        _blank(buf, m.start(), m.end())
+        _blank(mmask, m.start(), m.end())
+    for m in tables.attribute_function_re.finditer(masked):
+        close = _matching_paren(masked, m.end() - 1)
+        if close > 0:
+            _blank(buf, m.start(), close + 1)
+            _blank(mmask, m.start(), close + 1)
+
+
+def _rewrite_declarators(masked: bytes, buf: bytearray, mmask: bytearray, tables: MacroTables):
+    """``NAME(x)`` -> ``type x`` in place, when the type fits in the width of ``NAME(``."""
+    if tables.declarator_re is None:
+        return
+    for m in tables.declarator_re.finditer(masked):
+        spec = tables.declarators[m.group(1).decode()]
+        close = _matching_paren(masked, m.end() - 1)
+        width = m.end() - m.start()
+        type_bytes = spec.type.encode()
+        if close < 0 or len(type_bytes) > width:
+            continue
+        args = masked[m.end() : close]
+        buf[m.start() : m.end()] = type_bytes.ljust(width)
+        if spec.array:
+            comma = args.find(b",")
+            if comma < 0:
+                continue
+            buf[m.end() + comma] = ord("[")
+            buf[close] = ord("]")
+        else:
+            buf[close] = ord(" ")
+        mmask[m.start() : close + 1] = buf[m.start() : close + 1]
+
+
+_STATEMENT_BEFORE = frozenset(b";{}):")
+
+
+def _rewrite_iterators(masked: bytes, buf: bytearray, tables: MacroTables) -> None:
+    """``list_for_each_entry(a, b, c) {`` -> ``while              (a, b, c) {``."""
+    for m in tables.iterator_re.finditer(masked):
+        name_len = len(m.group(1))
+        if name_len < 5:
+            continue
+        close = _matching_paren(masked, m.end() - 1)
+        if close < 0:
+            continue
+        after = masked[close + 1 : close + 200].lstrip()
+        if not after or after[:1] in b";,)=+-*/&|?<>[].":
+            continue  # used as an expression or a declaration, not as a loop head
+        before = masked[max(0, m.start() - 200) : m.start()].rstrip()
+        if before and before[-1] not in _STATEMENT_BEFORE and not before.endswith(b"else"):
+            continue
+        buf[m.start() : m.start() + name_len] = b"while".ljust(name_len)
+
+
+def _join_type_arguments(masked: bytes, buf: bytearray) -> None:
+    """A type as a macro argument, ``container_of(p, struct foo, m)``, becomes one identifier
+    (``struct_foo``) so that the argument list parses as expressions."""
+    for m in _TYPE_ARG.finditer(masked):
+        owner = _call_owner(masked, m.start())
+        if owner is None or owner in _NOT_CALLS:
+            continue
+        start, end = m.start(2), m.end(2)
+        buf[start:end] = re.sub(rb"[ \t]+", lambda s: b"_" * len(s.group(0)), bytes(buf[start:end]))
+
+
+def _call_owner(masked: bytes, pos: int) -> bytes | None:
+    """The identifier whose call's argument list contains pos, or None if not a call."""
+    depth = 0
+    i = pos - 1
+    lower = max(0, pos - 4000)
+    while i >= lower:
+        c = masked[i]
+        if c == 0x29:
+            depth += 1
+        elif c == 0x28:
+            if depth == 0:
+                j = i - 1
+                while j >= 0 and masked[j] in b" \t\n":
+                    j -= 1
+                end = j + 1
+                while j >= 0 and (chr(masked[j]).isalnum() or masked[j] == 0x5F):
+                    j -= 1
+                word = masked[j + 1 : end]
+                return word if word and _WORD.fullmatch(word) else None
+            depth -= 1
+        elif c in (0x3B, 0x7B, 0x7D):
+            return None
+        i -= 1
+    return None

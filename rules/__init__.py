@@ -1,0 +1,1 @@
+"""DMA API contracts and the diagnostic registry, as data (TOML)."""
