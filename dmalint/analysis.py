@@ -8,6 +8,7 @@ from functools import lru_cache
 
 from tree_sitter import Node
 
+from dmalint.callgraph import summarise
 from dmalint.cfg import build_cfg
 from dmalint.contracts.model import Contracts, Registry
 from dmalint.engine.evaluate import Scope
@@ -41,7 +42,9 @@ def analyse_source(src: SourceFile, contracts: Contracts, registry: Registry,
     result = FileResult(src.path)
     tree = parse(src.code)
     pattern = _api_pattern(contracts.api_names())
-    for fn in iter_functions(tree.root_node):
+    functions = list(iter_functions(tree.root_node))
+    summaries = summarise(functions, contracts)
+    for fn in functions:
         result.functions += 1
         if fn.damaged:
             result.damaged += 1
@@ -55,18 +58,18 @@ def analyse_source(src: SourceFile, contracts: Contracts, registry: Registry,
                                          f"(unknown macro or preprocessor construct)"))
             continue
         result.analysed += 1
-        for event in analyse_function(fn, src, contracts, budget, result):
+        for event in analyse_function(fn, src, contracts, budget, result, summaries):
             result.findings.append(to_finding(event, src, registry))
     result.findings.sort(key=Finding.sort_key)
     return result
 
 
 def analyse_function(fn: FunctionDef, src: SourceFile, contracts: Contracts, budget: int,
-                     result: FileResult) -> list[Event]:
+                     result: FileResult, summaries: dict | None = None) -> list[Event]:
     cfg = build_cfg(fn.body, contracts.core.transparent, contracts.core.noreturn)
     scope = function_scope(fn, contracts)
     explorer = Explorer(cfg, contracts, scope, src.defines, fn.name, return_kind(fn, contracts),
-                        uses_errno_convention(fn, contracts), budget)
+                        uses_errno_convention(fn, contracts), budget, summaries)
     out = explorer.run()
     if not out.complete:
         result.notices.append(Notice(src.path, fn.node.start_point[0] + 1, "incomplete",

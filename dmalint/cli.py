@@ -37,27 +37,44 @@ def main() -> None:
 
 @main.command()
 @click.argument("paths", nargs=-1, required=True)
-@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text",
-              show_default=True, help="Output format.")
+@click.option("--format", "fmt", type=click.Choice(["text", "json", "sarif", "github"]),
+              default="text", show_default=True,
+              help="Output format: text, json, sarif (SARIF 2.1.0 for code scanning) or github "
+                   "(GitHub Actions annotations).")
+@click.option("-o", "--output", "output", type=click.Path(dir_okay=False, writable=True),
+              default=None, help="Write the report to FILE (atomically) instead of stdout.")
 @click.option("--trace", is_flag=True, help="Print each finding's witness path under it.")
 @click.option("-j", "--jobs", type=click.IntRange(min=1), default=None,
               help="Worker processes (default: all cores).")
-def check(paths: tuple[str, ...], fmt: str, trace: bool, jobs: int | None) -> None:
+@click.option("--file-timeout", type=click.FloatRange(min=0), default=20.0, show_default=True,
+              metavar="SECONDS",
+              help="Give up on a file after this long and report it (0: no limit).")
+@click.option("--cache-dir", type=click.Path(file_okay=False), default=".dmalint_cache",
+              show_default=True, help="Keep per-file results here; unchanged files are not "
+                                      "analysed again.")
+@click.option("--no-cache", is_flag=True, help="Neither read nor write the cache.")
+def check(paths: tuple[str, ...], fmt: str, output: str | None, trace: bool,
+          jobs: int | None, file_timeout: float, cache_dir: str, no_cache: bool) -> None:
     """Check C files and directories (recursively, .c and .h) for DMA API misuse."""
-    from dmalint.report import json_report, text
-    from dmalint.runner import run
+    from dmalint.report import github, json_report, sarif, text
+    from dmalint.report.output import open_output
+    from dmalint.cache import Cache
+    from dmalint.runner import default_cache_options, run
 
     _load_rules_or_exit()
-    result = run(list(paths), jobs)
-    out = sys.stdout
-    if fmt == "json":
-        json_report.report(result, out)
-    else:
-        color = out.isatty() and "NO_COLOR" not in os.environ
-        text.report(result, out, trace=trace, color=color)
+    cache = None if no_cache else Cache.open(cache_dir, default_cache_options())
+    result = run(list(paths), jobs, timeout=file_timeout or None, cache=cache)
+    reporters = {"json": json_report.report, "sarif": sarif.report, "github": github.report}
+    with open_output(output) as out:
+        if fmt in reporters:
+            reporters[fmt](result, out)
+        else:
+            color = out.isatty() and "NO_COLOR" not in os.environ
+            text.report(result, out, trace=trace, color=color)
+    if fmt == "text":
         text.report_notices(result, sys.stderr)
+    if fmt == "text" or output is not None:  # a report written to a file leaves stdout silent
         click.echo(text.summary_line(result), err=True)
-    out.flush()
     if result.errors:
         sys.exit(EXIT_ERROR)
     sys.exit(EXIT_FINDINGS if result.findings else EXIT_CLEAN)

@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+import re
+import string
 import tomllib
 from functools import lru_cache
 from importlib import resources
 
 from dmalint.contracts.errors import RuleFileError
 from dmalint.contracts.macros import MacroTables, tables_from_data
+from dmalint.contracts.model import (
+    ARG_ROLES, FAILURE_MODES, RESULT_RE, Acquire, Check, Contracts, CoreTables, Diagnostic, Doc,
+    Registry, Release,
+)
+from dmalint.events import EVENT_FIELDS
 
 
 def _rules_dir():
@@ -19,8 +26,10 @@ def read_toml(name: str, text: str) -> dict:
     try:
         return tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
-        line = getattr(exc, "lineno", None)
-        msg = getattr(exc, "msg", str(exc))
+        msg = str(exc)
+        m = re.search(r"\(at line (\d+), column \d+\)", msg)
+        line = getattr(exc, "lineno", None) or (int(m.group(1)) if m else None)
+        msg = re.sub(r"\s*\(at line \d+, column \d+\)", "", getattr(exc, "msg", msg))
         raise RuleFileError(name, line, f"invalid TOML: {msg}") from None
 
 
@@ -33,20 +42,13 @@ def load_macro_tables() -> MacroTables:
 
 # --- contracts ----------------------------------------------------------------------------
 
-import re  # noqa: E402
-import string  # noqa: E402
-
-from dmalint.contracts.model import (  # noqa: E402
-    ARG_ROLES, FAILURE_MODES, RESULT_RE, Acquire, Check, Contracts, CoreTables, Diagnostic, Doc,
-    Registry, Release,
-)
-from dmalint.events import EVENT_FIELDS  # noqa: E402
 
 _SEVERITIES = ("error", "warning", "note")
 _CONFIDENCES = ("high", "medium", "low")
 _CODE_RE = re.compile(r"^DMA\d{3}$")
 _NAME_RE = re.compile(r"^[a-z][a-z0-9-]*$")
-CONTRACT_FILES_EXCLUDED = {"registry.toml", "macros.toml", "core.toml"}
+# One file per API family, named api-<family>.toml; the other files in rules/ are tables.
+CONTRACT_PREFIX = "api-"
 
 
 class _Locator:
@@ -158,7 +160,7 @@ def load_contracts() -> Contracts:
     into: dict = {"acquires": {}, "releases": {}, "checks": {}, "constants": {}}
     root = _rules_dir()
     for res in sorted(root.iterdir(), key=lambda r: r.name):
-        if res.name.endswith(".toml") and res.name not in CONTRACT_FILES_EXCLUDED:
+        if res.name.startswith(CONTRACT_PREFIX) and res.name.endswith(".toml"):
             parse_contract_file(f"rules/{res.name}", res.read_text(), into)
     core_res = root / "core.toml"
     core = parse_core("rules/core.toml", core_res.read_text())

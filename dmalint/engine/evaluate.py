@@ -42,8 +42,9 @@ class Scope:
 
 class Evaluator:
     def __init__(self, contracts: Contracts, scope: Scope, defines: dict[str, Define],
-                 emit: EmitFn, function: str):
+                 emit: EmitFn, function: str, summaries: dict | None = None):
         self.c = contracts
+        self.summaries = summaries or {}
         self.core = contracts.core
         self.scope = scope
         self.defines = defines
@@ -76,7 +77,7 @@ class Evaluator:
         if t == "subscript_expression":
             bp = self.lvalue(node.child_by_field_name("argument"), st)
             idx = unwrap_parens(node.child_by_field_name("index") or node)
-            key = text(idx) if idx.type in ("identifier", "number_literal") else "*"
+            key = " ".join(text(idx).split()) if _stable_index(idx) else "*"
             return bp + (f"[{key}]",) if bp else None
         if t == "pointer_expression" and text(node.child_by_field_name("operator")) == "*":
             arg = node.child_by_field_name("argument")
@@ -107,8 +108,13 @@ class Evaluator:
         """Assign value to path; a region handle stored outside the frame escapes the function."""
         if path is not None:
             n = len(path)
-            for key in [k for k in st.env if len(k) > n and k[:n] == path]:
-                del st.env[key]
+            stale = [k for k in st.env if len(k) > n and k[:n] == path]
+            # An index changed: ring[i] no longer names the same element.
+            word = re.compile(r"(?<![\w.>])" + re.escape(path_text(path)) + r"(?![\w])")
+            stale += [k for k in st.env
+                      if any(p.startswith("[") and word.search(p) for p in k[1:])]
+            for key in stale:
+                st.env.pop(key, None)
             if isinstance(value, Lin) and path[0] not in self.scope.relevant:
                 st.env.pop(path, None)
             else:
@@ -320,6 +326,10 @@ class Evaluator:
             return self._check(name, check.args.get("handle", 0), node, arg_nodes, vals, st)
         if name in self.core.value_transforms:
             return vals[0] if vals else TOP
+        summary = self.summaries.get(name)
+        if summary is not None and summary.kind == "check":
+            value = self._check(name, summary.param, node, arg_nodes, vals, st)
+            return value.flip() if isinstance(value, Chk) and summary.negated else value
         if name in self.core.error_pointers:
             return Lin.sym(("errptr",))
         self._unknown_call(name or text(fn_node), node, arg_nodes, vals, st)
@@ -364,9 +374,19 @@ class Evaluator:
                 return None, ""
             return vals[idx], " ".join(text(arg_nodes[idx]).split())
 
+        old = st.regions.get(rid)
+        if old is not None and any(isinstance(v, Res) and v.rid == rid for v in st.env.values()):
+            # The same call runs again (a loop, a retry) while its previous region is still
+            # held: keep that one apart as the site's previous instance.
+            prev = ("prev", rid)
+            st.regions[prev] = old.but(rid=prev)
+            for k, v in list(st.env.items()):
+                if isinstance(v, Res) and v.rid == rid:
+                    st.env[k] = Res(prev, v.part, v.offset)
         size, size_text = arg("size")
         direction, direction_text = arg("direction")
-        st.regions[rid] = Region(rid, acq.function, line, f"{acq.function}()", size=size,
+        cpu, _ = arg("cpu")
+        st.regions[rid] = Region(rid, acq.function, line, f"{acq.function}()", cpu=cpu, size=size,
                                  size_text=size_text, direction=direction,
                                  direction_text=direction_text)
         st.step(line, "acquire", f"{acq.function}() acquires a DMA region")
@@ -423,31 +443,48 @@ class Evaluator:
                vals: list[Value], st: State) -> Value:
         line = node.start_point[0] + 1
         v = vals[handle_idx] if handle_idx < len(vals) else TOP
-        if isinstance(v, Res) and v.part == "handle" and v.rid in st.regions and not v.offset:
-            st.regions[v.rid] = st.regions[v.rid].but(checked=True, check_line=line)
-            st.step(line, "check", f"{name}() checks the mapping from line {st.regions[v.rid].line}")
-            return Chk(v.rid)
-        pending = [r for r in st.regions.values()
-                   if r.status == LIVE and not r.checked and not r.wrong_test
-                   and self.c.acquires[r.acquire].failure == "check"]
-        if not pending:
-            return TOP
-        target = max(pending, key=lambda r: r.line)
         checked = " ".join(text(arg_nodes[handle_idx]).split()) if handle_idx < len(arg_nodes) else "?"
+        own = st.regions.get(v.rid) if isinstance(v, Res) and v.part == "handle" and not v.offset else None
+        pending = [r for r in st.regions.values()
+                   if r.status == LIVE and not r.checked and not r.wrong_test and r is not own
+                   and self.c.acquires[r.acquire].failure == "check"]
+        target = max(pending, key=lambda r: r.line) if pending else None
         reason = None
-        if isinstance(v, Res) and v.part == "cpu":
-            reason = "the CPU address that was mapped, not the DMA handle"
-        elif isinstance(v, Res) and v.rid in st.regions and st.regions[v.rid].checked:
-            reason = f"a mapping already checked at line {st.regions[v.rid].check_line}"
-        if reason is None:
+        if own is not None and own.checked and target is not None and target.line > own.line:
+            reason = f"a mapping already checked at line {own.check_line}"
+        elif own is None and target is not None:
+            if isinstance(v, Res) and v.part == "cpu":
+                target = st.regions.get(v.rid, target)
+                reason = "the CPU address that was mapped, not the DMA handle"
+            elif isinstance(v, Lin) and v.terms and any(r.cpu == v for r in pending):
+                target = next(r for r in pending if r.cpu == v)
+                reason = "the CPU address that was mapped, not the DMA handle"
+        if reason is not None and target is not None:
+            self.emit("wrong-handle-checked", node, st, target, check=name, checked=checked,
+                      reason=reason)
+            st.regions[target.rid] = target.but(wrong_test=True)
+        if own is None:
             return TOP
-        self.emit("wrong-handle-checked", node, st, target, check=name, checked=checked,
-                  reason=reason)
-        st.regions[target.rid] = target.but(wrong_test=True)
-        return TOP
+        if not own.checked:
+            own = own.but(checked=True, check_line=line)
+            st.regions[own.rid] = own
+            st.step(line, "check", f"{name}() checks the mapping from line {own.line}")
+        return Chk(own.rid)
 
     def release_name(self, acquire: str) -> str:
         return self._release_of_family.get(self.c.acquires[acquire].family, "a release")
+
+
+def _stable_index(idx: Node) -> bool:
+    """An index we can name: identifiers, numbers and arithmetic over them (`i + 1`)."""
+    stack = [idx]
+    while stack:
+        n = stack.pop()
+        if n.type not in ("identifier", "number_literal", "binary_expression",
+                          "parenthesized_expression", "field_expression", "field_identifier"):
+            return False
+        stack.extend(n.named_children)
+    return True
 
 
 def _pos(node: Node) -> tuple[int, int]:

@@ -17,6 +17,7 @@ from tree_sitter import Node
 from dmalint.cfg import CFG
 from dmalint.contracts.model import Contracts
 from dmalint.engine.evaluate import Evaluator, Scope
+from dmalint.engine.liveness import live_variables
 from dmalint.engine.state import FAILED, LIVE, Region, State
 from dmalint.engine.values import TOP, ZERO, Chk, Lin, Res, Value
 from dmalint.findings import Event
@@ -25,6 +26,7 @@ from dmalint.source import Define
 
 WIDEN_AFTER = 3
 DEFAULT_BUDGET = 20000
+_ONCE_PER_REGION = {"unchecked-use", "wrong-handle-checked", "invalid-failure-test"}
 _COMPARISONS = {"==", "!=", "<", "<=", ">", ">="}
 _FLIP = {"==": "==", "!=": "!=", "<": ">", "<=": ">=", ">": "<", ">=": "<="}
 
@@ -40,7 +42,7 @@ class Explorer:
 
     def __init__(self, cfg: CFG, contracts: Contracts, scope: Scope, defines: dict[str, Define],
                  function: str, return_kind: str, errno_convention: bool,
-                 budget: int = DEFAULT_BUDGET):
+                 budget: int = DEFAULT_BUDGET, summaries: dict | None = None):
         self.cfg = cfg
         self.c = contracts
         self.function = function
@@ -48,14 +50,16 @@ class Explorer:
         self.errno_convention = errno_convention
         self.budget = budget
         self.events: dict[tuple, Event] = {}
-        self.ev = Evaluator(contracts, scope, defines, self._emit, function)
+        self.ev = Evaluator(contracts, scope, defines, self._emit, function, summaries)
 
     # -- events ------------------------------------------------------------------------------
     def _emit(self, kind: str, node: Node | None, st: State, reg: Region, line: int | None = None,
               col: int | None = None, **fields) -> None:
         if node is not None:
             line, col = node.start_point[0] + 1, node.start_point[1] + 1
-        key = (kind, reg.rid, line)
+        # One report per region for the "never checked" family: the first use on the shortest
+        # path says it all; other kinds are reported once per region and line.
+        key = (kind, reg.rid) if kind in _ONCE_PER_REGION else (kind, reg.rid, line)
         if key in self.events:
             return
         data = {"handle": reg.handle_text, "acquire": reg.acquire, "acquire_line": reg.line}
@@ -68,6 +72,7 @@ class Explorer:
     # -- exploration -------------------------------------------------------------------------
     def run(self) -> ExploreResult:
         g = self.cfg.graph
+        live = live_variables(self.cfg)
         start = State()
         start.step(self.cfg.node(self.cfg.entry)["line"], "enter", f"enter {self.function}()")
         work = deque([(self.cfg.entry, start)])
@@ -86,6 +91,7 @@ class Explorer:
                 visits[node] += 1
                 if visits[node] > WIDEN_AFTER:
                     self._widen(st, node)
+            st = _forget_dead(st, live[node])
             key = (node, st.key())
             if key in seen:
                 continue
@@ -207,7 +213,7 @@ class Explorer:
             return self._refine_cmp(value, "!=", truth, st)
         return st.copy()
 
-    def _outcome(self, rid: int, failed: bool, st: State, line: int | None = None) -> State | None:
+    def _outcome(self, rid: object, failed: bool, st: State, line: int | None = None) -> State | None:
         reg = st.regions.get(rid)
         if reg is None:
             return st.copy()
@@ -285,7 +291,8 @@ class Explorer:
                 check = next(iter(self.c.checks), "the check")
                 self._emit("unchecked-use", None, st, reg, line=reg.store_line, col=reg.store_col,
                            check=check, how=reg.store_how)
-            if failure and not reg.escaped and not acq.managed and not _returns_region(value, reg):
+            if failure and not reg.escaped and not acq.managed and not reg.wrong_test \
+                    and not _returns_region(value, reg):
                 st.step(line, "return", "returns a failure with the region still held")
                 node = ast if ast is not None else None
                 self._emit("leak", node, st, reg, line=line, col=1,
@@ -319,6 +326,31 @@ class Explorer:
         if sign == "neg":
             return True
         return sign == "nonzero" and self.errno_convention and self.return_kind == "int"
+
+
+def _forget_dead(st: State, live: frozenset[str]) -> State:
+    """The state without what it knows about variables no later statement reads.
+
+    Region handles held by dead variables are dropped from storage, not from the regions: the
+    region's own state (live, released) still decides the verdict at the return."""
+    dead = [p for p in st.env if p[0] not in live]
+    if not dead and not st.facts:
+        return st
+    new = st.copy()
+    for p in dead:
+        del new.env[p]
+    if new.facts:
+        keep = set()
+        for v in new.env.values():
+            if isinstance(v, Lin):
+                keep.update(s for s, _ in v.terms)
+        for sym in list(new.facts):
+            if sym in keep:
+                continue
+            if sym[0] == "init" and len(sym) > 1 and sym[1] in live:
+                continue
+            del new.facts[sym]
+    return new
 
 
 def _returns_region(value: Value | None, reg: Region) -> bool:

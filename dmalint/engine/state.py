@@ -16,7 +16,7 @@ class Region:
     """One acquired DMA region on this path (one per acquire site: a loop re-acquiring at the
     same site replaces the previous instance, which keeps states finite)."""
 
-    rid: int
+    rid: object  # the acquire site (its byte offset), or ("prev", site)
     acquire: str  # the acquire function's name, for messages and contract lookup
     line: int
     handle_text: str
@@ -28,6 +28,7 @@ class Region:
     store_line: int | None = None  # first store into driver state, for unchecked reports
     store_col: int = 1
     store_how: str = ""
+    cpu: Value | None = None  # the CPU-side argument, to recognise it passed as a handle
     size: Value | None = None
     size_text: str = ""
     direction: Value | None = None

@@ -65,14 +65,14 @@ TOP = _Top()
 
 @dataclass(frozen=True, slots=True)
 class Res:
-    rid: int
+    rid: object  # the acquire site (its byte offset), or ("prev", site)
     part: str  # "handle" | "cpu" | "count"
     offset: bool = False  # the value plus or minus something: no longer the region's start
 
 
 @dataclass(frozen=True, slots=True)
 class Chk:
-    rid: int
+    rid: object  # the acquire site (its byte offset), or ("prev", site)
     negated: bool = False  # True: the value is true when the acquire succeeded
 
     def flip(self) -> "Chk":

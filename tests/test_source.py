@@ -1,0 +1,87 @@
+"""Neutralisation keeps every byte offset and makes kernel C parse."""
+
+from __future__ import annotations
+
+from dmalint.contracts.loader import load_macro_tables
+from dmalint.parse import iter_functions, parse
+from dmalint.source import make_source
+
+KERNEL_C = b"""#include "foo.h"
+#define FOO_LEN (64 + 4)
+#define FOO_FN(x) ((x) * 2)
+struct foo {
+	void __iomem *regs;
+	u8 buf[16] ____cacheline_aligned;
+	DEFINE_DMA_UNMAP_ADDR(mapping);
+	DECLARE_BITMAP(flags, 8);
+} __packed;
+
+static int __init __must_check foo_probe(struct platform_device *pdev)
+{
+	struct foo *f = container_of(pdev, struct foo, pdev);
+	u32 v = min_t(unsigned int, f->len, 4);
+	struct sk_buff *skb;
+#ifdef CONFIG_FOO
+	if (v) {
+#else
+	if (!v) {
+#endif
+		return -EINVAL;
+	}
+	list_for_each_entry(skb, &f->list, list) {
+		use(skb);
+	}
+	return likely(v) ? 0 : -EIO;
+}
+"""
+
+
+def test_same_length_and_lines():
+    src = make_source(KERNEL_C, "k.c", load_macro_tables())
+    assert len(src.code) == len(KERNEL_C)
+    assert src.code.count(b"\n") == KERNEL_C.count(b"\n")
+
+
+def test_kernel_c_parses_without_damage():
+    src = make_source(KERNEL_C, "k.c", load_macro_tables())
+    tree = parse(src.code)
+    assert not tree.root_node.has_error
+    (fn,) = list(iter_functions(tree.root_node))
+    assert fn.name == "foo_probe" and not fn.damaged
+    raw_tree = parse(KERNEL_C)
+    assert raw_tree.root_node.has_error  # the neutralisation is what makes it parse
+
+
+def test_first_conditional_branch_is_kept():
+    src = make_source(KERNEL_C, "k.c", load_macro_tables())
+    assert b"if (v) {" in src.code
+    assert b"if (!v) {" not in src.code
+
+
+def test_defines_and_includes_recorded():
+    src = make_source(KERNEL_C, "k.c", load_macro_tables())
+    assert src.defines["FOO_LEN"].value == "(64 + 4)"
+    assert src.defines["FOO_LEN"].line == 2
+    assert src.defines["FOO_FN"].params == ("x",)
+    assert src.includes == [("foo.h", 1)]
+
+
+def test_positions_are_original():
+    src = make_source(KERNEL_C, "k.c", load_macro_tables())
+    offset = KERNEL_C.index(b"list_for_each_entry")
+    line, col = src.position(offset)
+    assert src.line_text(line).strip().startswith("list_for_each_entry")
+    assert col == 2
+
+
+def test_if_zero_is_dead():
+    code = b"int f(void)\n{\n#if 0\n\tbroken(;\n#endif\n\treturn 0;\n}\n"
+    src = make_source(code, "z.c", load_macro_tables())
+    assert b"broken" not in src.code
+    assert not parse(src.code).root_node.has_error
+
+
+def test_unbalanced_directives_do_not_crash():
+    code = b"#endif\n#else\nint f(void) { return 0; }\n#if X\nint g(void) {\n"
+    src = make_source(code, "u.c", load_macro_tables())
+    assert len(src.code) == len(code)
