@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections import Counter
 from dataclasses import dataclass, field
 from functools import lru_cache
 
@@ -103,6 +104,8 @@ def function_scope(fn: FunctionDef, contracts: Contracts) -> Scope:
                 params.add(name)
                 locals_[name] = True
     relevant: set[str] = set()
+    fields: set[str] = set()
+    tests: Counter = Counter()
     api = contracts.api_names()
     stack: list[Node] = [fn.body]
     while stack:
@@ -117,11 +120,15 @@ def function_scope(fn: FunctionDef, contracts: Contracts) -> Scope:
         elif t in ("if_statement", "while_statement", "do_statement", "for_statement",
                    "switch_statement", "return_statement", "conditional_expression"):
             cond = n.child_by_field_name("condition")
-            _collect_identifiers(cond if cond is not None else n, relevant)
+            _collect_identifiers(cond if cond is not None else n, relevant, fields)
+            if cond is not None and t != "return_statement":
+                for operand in _tested_storage(cond):
+                    tests[operand] += 1
         elif t == "call_expression" and text(n.child_by_field_name("function")) in api:
-            _collect_identifiers(n.child_by_field_name("arguments"), relevant)
+            _collect_identifiers(n.child_by_field_name("arguments"), relevant, fields)
         stack.extend(n.named_children)
-    return Scope(locals_, frozenset(params), frozenset(relevant))
+    repeated = frozenset(k for k, v in tests.items() if v > 1)
+    return Scope(locals_, frozenset(params), frozenset(relevant), frozenset(fields), repeated)
 
 
 def _name_of(decl: Node | None) -> str | None:
@@ -135,7 +142,7 @@ def _name_of(decl: Node | None) -> str | None:
     return None
 
 
-def _collect_identifiers(node: Node | None, into: set[str]) -> None:
+def _collect_identifiers(node: Node | None, into: set[str], fields: set[str] | None = None) -> None:
     if node is None:
         return
     stack = [node]
@@ -143,7 +150,26 @@ def _collect_identifiers(node: Node | None, into: set[str]) -> None:
         n = stack.pop()
         if n.type == "identifier":
             into.add(text(n))
+        elif n.type == "field_identifier" and fields is not None:
+            fields.add(text(n))
         stack.extend(n.named_children)
+
+
+def _tested_storage(cond: Node) -> list[str]:
+    """Texts of the variables and members a condition tests (`p->flags`, `mapped`)."""
+    out = []
+    stack = [cond]
+    while stack:
+        n = stack.pop()
+        if n.type in ("identifier", "field_expression"):
+            out.append(" ".join(text(n).split()).replace(" ", ""))
+            if n.type == "field_expression":
+                continue
+        elif n.type == "call_expression":
+            stack.append(n.child_by_field_name("arguments"))
+            continue
+        stack.extend(c for c in n.named_children if c is not None)
+    return out
 
 
 def return_kind(fn: FunctionDef, contracts: Contracts) -> str:

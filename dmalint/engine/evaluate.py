@@ -31,6 +31,23 @@ class Scope:
     locals: dict[str, bool]  # name -> is a pointer (or array parameter)
     params: frozenset[str]
     relevant: frozenset[str]  # names whose integer values are worth tracking per path
+    relevant_fields: frozenset[str] = frozenset()  # struct members worth tracking likewise
+    repeated_tests: frozenset[str] = frozenset()  # storage tested in two or more conditions
+
+    def tracks(self, path: Path) -> bool:
+        """Whether an integer value stored at path can matter later on the path."""
+        if any(p == "[*]" for p in path):
+            return False  # "some element": never the same element twice
+        if len(path) == 1:
+            return path[0] in self.relevant
+        last = path[-1]
+        return last.lstrip(".->") in self.relevant_fields
+
+    def correlates(self, path: Path) -> bool:
+        """Whether a fact about the value at path can decide a later condition."""
+        if len(path) == 1:
+            return path[0] in self.locals or path_text(path) in self.repeated_tests
+        return path_text(path) in self.repeated_tests
 
     def is_local_storage(self, path: Path) -> bool:
         """True when the path is memory of this function's frame (lost at return)."""
@@ -80,7 +97,12 @@ class Evaluator:
             key = " ".join(text(idx).split()) if _stable_index(idx) else "*"
             return bp + (f"[{key}]",) if bp else None
         if t == "pointer_expression" and text(node.child_by_field_name("operator")) == "*":
-            arg = node.child_by_field_name("argument")
+            arg = unwrap_parens(node.child_by_field_name("argument"))
+            if arg.type == "update_expression":  # *++p, *p++: move the pointer, then deref
+                self.eval(arg, st)
+                prefix = arg.children and arg.children[0].type in ("++", "--")
+                inner = self.lvalue(arg.child_by_field_name("argument"), st)
+                return inner + ("*",) if inner and prefix else None
             target = self._pointee(arg, st)
             if target is not None:
                 return target
@@ -115,7 +137,9 @@ class Evaluator:
                       if any(p.startswith("[") and word.search(p) for p in k[1:])]
             for key in stale:
                 st.env.pop(key, None)
-            if isinstance(value, Lin) and path[0] not in self.scope.relevant:
+            if not isinstance(value, (Res, Chk, Addr)) and not self.scope.tracks(path):
+                st.env.pop(path, None)
+            elif any(p == "[*]" for p in path):
                 st.env.pop(path, None)
             else:
                 st.env[path] = value

@@ -19,7 +19,7 @@ from dmalint.contracts.model import Contracts
 from dmalint.engine.evaluate import Evaluator, Scope
 from dmalint.engine.liveness import live_variables
 from dmalint.engine.state import FAILED, LIVE, Region, State
-from dmalint.engine.values import TOP, ZERO, Chk, Lin, Res, Value
+from dmalint.engine.values import TOP, ZERO, Addr, Chk, Lin, Res, Value
 from dmalint.findings import Event
 from dmalint.parse import text, unwrap_parens
 from dmalint.source import Define
@@ -275,9 +275,17 @@ class Explorer:
         known = st.facts.get(sym) or _inherent_fact(sym)
         if known is not None and not _compatible(known, op):
             return None
+        if not self._worth_a_fact(sym):
+            return st.copy()
         new = st.copy()
         new.facts[sym] = _meet(known, op)
         return new
+
+    def _worth_a_fact(self, sym) -> bool:
+        """Facts keep paths apart; record one only where a later test or return can use it."""
+        if sym[0] == "init":
+            return self.ev.scope.correlates(sym[1:])
+        return sym[0] in ("call", "widen")
 
     # -- judging a return --------------------------------------------------------------------
     def _judge_return(self, st: State, value: Value | None, line: int, ast: Node | None) -> None:
@@ -333,7 +341,14 @@ def _forget_dead(st: State, live: frozenset[str]) -> State:
 
     Region handles held by dead variables are dropped from storage, not from the regions: the
     region's own state (live, released) still decides the verdict at the return."""
-    dead = [p for p in st.env if p[0] not in live]
+    reachable = set(live)
+    frontier = [v.path[0] for p, v in st.env.items() if p[0] in live and isinstance(v, Addr)]
+    while frontier:  # storage reached through a live pointer (hwdesc = &ring->desc[1]) is live
+        root = frontier.pop()
+        if root not in reachable:
+            reachable.add(root)
+            frontier.extend(v.path[0] for p, v in st.env.items() if p[0] == root and isinstance(v, Addr))
+    dead = [p for p in st.env if p[0] not in reachable]
     if not dead and not st.facts:
         return st
     new = st.copy()
@@ -347,7 +362,7 @@ def _forget_dead(st: State, live: frozenset[str]) -> State:
         for sym in list(new.facts):
             if sym in keep:
                 continue
-            if sym[0] == "init" and len(sym) > 1 and sym[1] in live:
+            if sym[0] == "init" and len(sym) > 1 and sym[1] in reachable:
                 continue
             del new.facts[sym]
     return new
