@@ -65,12 +65,17 @@ def check(paths: tuple[str, ...], fmt: str, output: str | None, trace: bool,
     cache = None if no_cache else Cache.open(cache_dir, default_cache_options())
     result = run(list(paths), jobs, timeout=file_timeout or None, cache=cache)
     reporters = {"json": json_report.report, "sarif": sarif.report, "github": github.report}
-    with open_output(output) as out:
-        if fmt in reporters:
-            reporters[fmt](result, out)
-        else:
-            color = out.isatty() and "NO_COLOR" not in os.environ
-            text.report(result, out, trace=trace, color=color)
+    try:
+        with open_output(output) as out:
+            if fmt in reporters:
+                reporters[fmt](result, out)
+            else:
+                color = out.isatty() and "NO_COLOR" not in os.environ
+                text.report(result, out, trace=trace, color=color)
+    except OSError as exc:  # e.g. --output into a missing or read-only directory
+        click.echo(f"dmalint: error: cannot write {output or 'stdout'}: {exc.strerror or exc}",
+                   err=True)
+        sys.exit(EXIT_ERROR)
     if fmt == "text":
         text.report_notices(result, sys.stderr)
     if fmt == "text" or output is not None:  # a report written to a file leaves stdout silent

@@ -146,12 +146,14 @@ def parse_core(origin: str, text: str) -> CoreTables:
         if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
             raise RuleFileError(origin, None, f"'{key}' must be a list of strings")
         lists[key] = frozenset(value)
-    pattern = data.get("errno_pattern", r"^E[A-Z0-9_]+$")
-    try:
-        re.compile(pattern)
-    except re.error as exc:
-        raise RuleFileError(origin, None, f"errno_pattern is not a valid regex: {exc}") from None
-    return CoreTables(errno_pattern=pattern, **lists)
+    patterns = {}
+    for key, default in (("errno_pattern", r"^E[A-Z0-9_]+$"), ("value_transform_pattern", r"^$")):
+        patterns[key] = data.get(key, default)
+        try:
+            re.compile(patterns[key])
+        except (re.error, TypeError) as exc:
+            raise RuleFileError(origin, None, f"{key} is not a valid regex: {exc}") from None
+    return CoreTables(**patterns, **lists)
 
 
 @lru_cache(maxsize=1)

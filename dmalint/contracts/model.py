@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 from dataclasses import dataclass, field
 from typing import Mapping
 
@@ -55,6 +56,11 @@ class Check:
     origin: str = ""
 
 
+@lru_cache(maxsize=16)
+def _compiled(pattern: str) -> re.Pattern[str]:
+    return re.compile(pattern)
+
+
 @dataclass(frozen=True)
 class CoreTables:
     """C and kernel idioms that are not DMA API but that the engine must understand."""
@@ -65,11 +71,16 @@ class CoreTables:
     io_writes: frozenset[str] = frozenset()
     error_pointers: frozenset[str] = frozenset()
     errno_pattern: str = r"^E[A-Z0-9_]+$"
+    value_transform_pattern: str = r"^$"
     int_return_types: frozenset[str] = frozenset()
 
     @property
     def errno_re(self) -> re.Pattern[str]:
         return re.compile(self.errno_pattern)
+
+    def is_transform(self, name: str) -> bool:
+        """Whether a call returns its first argument in another byte order or width."""
+        return name in self.value_transforms or _compiled(self.value_transform_pattern).match(name) is not None
 
 
 @dataclass(frozen=True)

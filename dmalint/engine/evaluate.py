@@ -147,13 +147,14 @@ class Evaluator:
             reg = st.regions.get(value.rid)
             if reg is None:
                 return
-            if reg.handle_text.endswith("()") and path is not None:
-                reg = reg.but(handle_text=path_text(path))
+            where = path_text(path) if path is not None else " ".join(text(node).split())
+            if reg.handle_text.endswith("()"):
+                reg = reg.but(handle_text=where)
             if path is None or not self.scope.is_local_storage(path):
                 if not reg.escaped:
                     line, col = _pos(node)
                     reg = reg.but(escaped=True, store_line=line, store_col=col,
-                                  store_how=f"stored in '{path_text(path) if path else text(node)}'")
+                                  store_how=f"stored in '{where}'")
             st.regions[value.rid] = reg
 
     # -- expressions -------------------------------------------------------------------------
@@ -289,7 +290,7 @@ class Evaluator:
         if op != "=":
             old = self.read(path, st) if path is not None else TOP
             right = _arith(op[:-1], old, right)
-        self.store(path, right, st, node)
+        self.store(path, right, st, left)
         return right
 
     def assign(self, left: Node, right: Node, st: State, at: Node) -> None:
@@ -348,7 +349,7 @@ class Evaluator:
         check = self.c.checks.get(name)
         if check is not None:
             return self._check(name, check.args.get("handle", 0), node, arg_nodes, vals, st)
-        if name in self.core.value_transforms:
+        if self.core.is_transform(name):
             return vals[0] if vals else TOP
         summary = self.summaries.get(name)
         if summary is not None and summary.kind == "check":
