@@ -67,7 +67,7 @@ def analyse_source(src: SourceFile, contracts: Contracts, registry: Registry,
 
 def analyse_function(fn: FunctionDef, src: SourceFile, contracts: Contracts, budget: int,
                      result: FileResult, summaries: dict | None = None) -> list[Event]:
-    cfg = build_cfg(fn.body, contracts.core.transparent, contracts.core.noreturn)
+    cfg = build_cfg(fn.body, contracts.core.transparent, contracts.core.noreturn, src.iterators)
     scope = function_scope(fn, contracts)
     explorer = Explorer(cfg, contracts, scope, src.defines, fn.name, return_kind(fn, contracts),
                         uses_errno_convention(fn, contracts), budget, summaries)

@@ -53,6 +53,18 @@ class Cache:
         self.root = Path(root)
         self.tool_key = tool_key
         self._dir = self.root / f"v{FORMAT}"
+        self._marked = False
+
+    def _mark_root(self) -> None:
+        """Keep the directory out of version control and backups, as pytest and ruff do."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        for name, text in ((".gitignore", "# Created by dmalint automatically.\n*\n"),
+                           ("CACHEDIR.TAG", "Signature: 8a477f597d28d172789f06886806bc55\n"
+                                            "# This file is a cache directory tag created by dmalint.\n")):
+            marker = self.root / name
+            if not marker.exists():
+                marker.write_text(text)
+        self._marked = True
 
     @classmethod
     def open(cls, root: str | Path = DEFAULT_DIR, options: Mapping | None = None) -> "Cache":
@@ -93,6 +105,8 @@ class Cache:
                              "sha256": hashlib.sha256(payload).hexdigest()}, sort_keys=True)
         target = self._path(key)
         try:
+            if not self._marked:
+                self._mark_root()
             target.parent.mkdir(parents=True, exist_ok=True)
             fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=target.parent)
             try:

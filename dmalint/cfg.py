@@ -4,10 +4,13 @@ Node kinds (graph.nodes[n]["kind"]):
   entry, exit      the function's two ends
   stmt             an expression statement or a declaration ("ast")
   assign           a synthetic `lhs = rhs` made when `x = c ? a : b` is split ("lhs", "rhs")
-  cond             an atomic condition ("ast"); out-edges carry branch=True / branch=False
+  cond             an atomic condition ("ast"); out-edges carry branch=True / branch=False;
+                   iterator=(cursor argument indices) marks an iterator macro's head ("ast": its
+                   arguments)
   switch           a switch value ("ast"); out-edges carry cases=[value nodes], None for default
   return           a return ("ast" is the value or None); its only successor is exit
-  join             a no-op: loop heads, labels ("label"), the end of a switch
+  join             a no-op: loop heads (loop=True, "ast" the loop statement), labels ("label"),
+                   the end of a switch
 
 Conditions are split at `&&`, `||`, `!`, `?:` and the comma operator, so that
 `if (!p || dma_mapping_error(dev, a))` becomes two cond nodes and each branch of each is a path.
@@ -53,9 +56,11 @@ class _Context:
 class CFGBuilder:
     """Builds the graph backwards: each build_* takes the successor and returns the entry."""
 
-    def __init__(self, transparent: frozenset[str] = frozenset(), noreturn: frozenset[str] = frozenset()):
+    def __init__(self, transparent: frozenset[str] = frozenset(), noreturn: frozenset[str] = frozenset(),
+                 iterators: dict[int, tuple[int, ...]] | None = None):
         self.transparent = transparent
         self.noreturn = noreturn
+        self.iterators = iterators or {}
         self.g: nx.DiGraph = nx.DiGraph()
         self._next = 0
         self.labels: dict[str, int] = {}
@@ -116,7 +121,15 @@ class CFGBuilder:
         if t == "while_statement":
             head = self._new("join", s, loop=True)
             body = self.stmt(s.child_by_field_name("body"), head, _Context(succ, head))
-            self._edge(head, self.cond(s.child_by_field_name("condition"), body, succ))
+            cond = s.child_by_field_name("condition")
+            if s.start_byte in self.iterators:
+                # An iterator macro: each round assigns its cursor; the end is not decidable.
+                test = self._new("cond", cond, iterator=self.iterators[s.start_byte])
+                self._edge(test, body, branch=True)
+                self._edge(test, succ, branch=False)
+                self._edge(head, test)
+            else:
+                self._edge(head, self.cond(cond, body, succ))
             return head
         if t == "do_statement":
             head = self._new("join", s, loop=True)
@@ -321,9 +334,41 @@ class CFGBuilder:
 
 
 def build_cfg(body: Node, transparent: frozenset[str] = frozenset(),
-              noreturn: frozenset[str] = frozenset()) -> CFG:
-    """The CFG of one function body."""
-    return CFGBuilder(transparent, noreturn).build(body)
+              noreturn: frozenset[str] = frozenset(),
+              iterators: dict[int, tuple[int, ...]] | None = None) -> CFG:
+    """The CFG of one function body; `iterators` maps iterator-macro loops to their cursors."""
+    return CFGBuilder(transparent, noreturn, iterators).build(body)
+
+
+def assigned_roots(loop: Node) -> frozenset[str]:
+    """Variables a loop may change: roots of assignment targets and of ++/--, and anything whose
+    address is taken (a callee may write it).  Loop heads widen only these."""
+    out: set[str] = set()
+    stack = [loop]
+    while stack:
+        n = stack.pop()
+        target = None
+        if n.type == "assignment_expression":
+            target = n.child_by_field_name("left")
+        elif n.type == "update_expression":
+            target = n.child_by_field_name("argument")
+        elif n.type == "pointer_expression" and text(n.child_by_field_name("operator")) == "&":
+            target = n.child_by_field_name("argument")
+        elif n.type == "init_declarator":
+            target = n.child_by_field_name("declarator")
+        while target is not None and target.type not in ("identifier",):
+            nxt = None
+            for field in ("argument", "declarator", "value"):
+                nxt = target.child_by_field_name(field)
+                if nxt is not None:
+                    break
+            if nxt is None and target.named_child_count:
+                nxt = target.named_children[0]
+            target = nxt
+        if target is not None:
+            out.add(text(target))
+        stack.extend(n.named_children)
+    return frozenset(out)
 
 
 def _labels(body: Node) -> list[Node]:

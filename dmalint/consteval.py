@@ -247,6 +247,7 @@ def _builtin_constant(name: str, target: Target) -> int | None:
         "L1_CACHE_SHIFT": target.l1_line.bit_length() - 1,
         "ARCH_DMA_MINALIGN": target.dma_minalign, "ARCH_KMALLOC_MINALIGN": target.dma_minalign,
         "IIO_DMA_MINALIGN": target.dma_minalign, "DMA_MINALIGN": target.dma_minalign,
+        "MAX_SKB_FRAGS": max(16, 65536 // target.page_size + 1),  # include/linux/skbuff.h
         "BITS_PER_LONG": 64, "BITS_PER_LONG_LONG": 64, "BITS_PER_BYTE": 8,
         "true": 1, "false": 0, "NULL": 0,
     }

@@ -415,9 +415,11 @@ class _Unit:
 
     def expr_length(self, node: Node) -> int | None:
         ctype = self.expr_type(node)
+        ctype = self._through_typedefs(ctype)
         if ctype is None or ctype.kind != "array":
             return None
-        return self.info(ctype).length
+        length = self._array_length(ctype)
+        return length if isinstance(length, int) else None
 
     def member_offset(self, type_node: Node, member: str) -> tuple[int, int] | None:
         layout = self.info(self._type_of_type_node(type_node)).layout
@@ -449,21 +451,27 @@ class _Unit:
             return self._record_info(ctype.node, ctype.file, ctype.attrs or NO_ATTRS)
         return self._named_info(ctype)
 
+    def _array_length(self, ctype: CType) -> int | Unknown | None:
+        """An array's element count: None for [] (flexible), Unknown if it cannot be evaluated."""
+        if ctype.count is not None:
+            return ctype.count
+        if ctype.init is not None:
+            length = self._designated_length(ctype.init)
+            return Unknown("constant", "designated initializer") if length is None else length
+        if ctype.dim is None:
+            return None
+        length = ConstEval(self).eval(ctype.dim)
+        if length is None or length < 0:
+            return Unknown("constant", text(ctype.dim))
+        return (length + 63) // 64 if ctype.bitmap else length
+
     def _array_info(self, ctype: CType) -> _Info:
         element = self.info(ctype.of)
         if element.unknown is not None:
             return element
-        length = ctype.count
-        if length is None and ctype.init is not None:
-            length = self._designated_length(ctype.init)
-            if length is None:
-                return _Info.missing("constant", "designated initializer")
-        if length is None and ctype.dim is not None:
-            length = ConstEval(self).eval(ctype.dim)
-            if length is None or length < 0:
-                return _Info.missing("constant", text(ctype.dim))
-            if ctype.bitmap:
-                length = (length + 63) // 64
+        length = self._array_length(ctype)
+        if isinstance(length, Unknown):
+            return _Info(None, None, length)
         if length is None:  # [] : a flexible array member
             return _Info(0, element.align, approximate=element.approximate, flexible=True)
         return _Info(length * element.size, element.align, approximate=element.approximate,
@@ -887,12 +895,16 @@ def granule_overlap(layout: StructLayout, member: str, granule: int) -> list[Sha
     first = target.offset // granule * granule
     end = _round_up(target.offset + max(target.size, 1), granule)
     out: list[SharedBytes] = []
+    known_end = 0
     for path, leaf in layout.leaves():
-        if path == member or path.startswith(member + ".") or member.startswith(path + "."):
-            continue
         if leaf.offset is None or leaf.size is None:
-            if leaf.offset is None or leaf.offset < end:
-                return None  # an unknown member might reach into the lines
+            # An unknown member starts after the known ones (in a struct); if those already
+            # reach past the lines, it cannot touch them, otherwise it might.
+            if layout.kind == "union" or known_end < end:
+                return None
+            break
+        known_end = max(known_end, leaf.offset + leaf.size)
+        if path == member or path.startswith(member + ".") or member.startswith(path + "."):
             continue
         lo, hi = max(leaf.offset, first), min(leaf.offset + leaf.size, end)
         if lo >= hi:

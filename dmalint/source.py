@@ -42,6 +42,7 @@ class SourceFile:
     code: bytes
     defines: dict[str, Define] = field(default_factory=dict)
     includes: list[tuple[str, int]] = field(default_factory=list)
+    iterators: dict[int, tuple[int, ...]] = field(default_factory=dict)  # loop offset -> cursor args
     _line_starts: list[int] = field(default_factory=list, repr=False)
 
     def __post_init__(self) -> None:
@@ -88,7 +89,13 @@ def read_source(path: Path, display: str, tables: MacroTables) -> SourceFile:
 def make_source(raw: bytes, display: str, tables: MacroTables) -> SourceFile:
     """Build a SourceFile from bytes already in memory (tests, stdin)."""
     code, defines, includes = neutralise(raw, tables)
-    return SourceFile(display, raw, code, defines, includes)
+    # Where an iterator macro became `while`: the loop head assigns its cursor arguments.
+    iterators = {}
+    for m in _WHILE.finditer(code):
+        if raw[m.start() : m.end()] != b"while":
+            name = _WORD.match(raw, m.start())
+            iterators[m.start()] = tables.cursor_args(name.group(0).decode() if name else "")
+    return SourceFile(display, raw, code, defines, includes, iterators)
 
 
 # --- neutralisation -------------------------------------------------------------------------
@@ -101,6 +108,7 @@ _DIRECTIVE_NAME = re.compile(rb"#\s*(\w*)\s*(.*)", re.S)
 _DEFINE = re.compile(rb"([A-Za-z_]\w*)(\([^)]*\))?\s*(.*)", re.S)
 _INCLUDE = re.compile(rb'"([^"]+)"')
 _NOT_NEWLINE = re.compile(rb"[^\n]")
+_WHILE = re.compile(rb"\bwhile\b")
 _WORD = re.compile(rb"[A-Za-z_]\w*")
 _TYPE_ARG = re.compile(
     rb"(?<=[(,])([ \t]*)((?:struct|union|enum)[ \t]+\w+|"

@@ -19,7 +19,7 @@ def test_builtin_rules_load():
 
 
 def _into():
-    return {"acquires": {}, "releases": {}, "checks": {}, "constants": {}}
+    return {"acquires": {}, "releases": {}, "checks": {}, "syncs": {}, "constants": {}}
 
 
 def test_adding_a_wrapper_is_a_data_change():
@@ -51,7 +51,7 @@ def test_toml_syntax_error_reports_line():
 
 def test_release_needs_handle():
     text = 'family = "x"\n[[release]]\nfunction = "u"\nfamily = "single"\ndebug_type = "single"\nargs = { device = 0 }\n'
-    with pytest.raises(RuleFileError, match="handle"):
+    with pytest.raises(RuleFileError, match="'handle' or 'cpu'"):
         parse_contract_file("rules/api-x.toml", text, _into())
 
 

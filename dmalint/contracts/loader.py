@@ -11,8 +11,8 @@ from importlib import resources
 from dmalint.contracts.errors import RuleFileError
 from dmalint.contracts.macros import MacroTables, tables_from_data
 from dmalint.contracts.model import (
-    ARG_ROLES, FAILURE_MODES, RESULT_RE, Acquire, Check, Contracts, CoreTables, Diagnostic, Doc,
-    Registry, Release,
+    ARG_ROLES, FAILURE_MODES, IDENTITIES, RESULT_RE, Acquire, Check, Contracts, CoreTables,
+    Diagnostic, Doc, Registry, Release, Sync,
 )
 from dmalint.events import EVENT_FIELDS
 
@@ -92,7 +92,7 @@ def parse_contract_file(origin: str, text: str, into: dict) -> None:
     """Validate one API family file and add its entries to `into`."""
     data = read_toml(origin, text)
     loc = _Locator(text)
-    known = {"family", "constants", "acquire", "release", "check", "description"}
+    known = {"family", "constants", "acquire", "release", "check", "sync", "description"}
     for key in data:
         if key not in known:
             raise RuleFileError(origin, None, f"unknown top-level key '{key}'")
@@ -112,18 +112,34 @@ def parse_contract_file(origin: str, text: str, into: dict) -> None:
         returns = entry.get("returns", "handle")
         if returns not in ("handle", "cpu", "count"):
             raise RuleFileError(origin, line, "returns must be 'handle', 'cpu' or 'count'")
+        identity = entry.get("identity", "handle")
+        if identity not in IDENTITIES:
+            raise RuleFileError(origin, line, f"identity must be one of {sorted(IDENTITIES)}")
         acq = Acquire(fn, _require_str(entry, "family", origin, line),
                       _require_str(entry, "debug_type", origin, line),
                       _roles(entry, origin, loc, "acquire", ()), failure, result, returns,
-                      bool(entry.get("managed", False)), f"{origin}:{line}")
+                      bool(entry.get("managed", False)), identity, f"{origin}:{line}")
         _add_unique(into["acquires"], fn, acq, origin, line)
     for entry in data.get("release", []):
         fn = _require_str(entry, "function", origin, None)
         line = loc.line_of(fn)
+        args = _roles(entry, origin, loc, "release", ())
+        if "handle" not in args and "cpu" not in args:
+            raise RuleFileError(origin, line, f"release '{fn}' must declare a 'handle' or 'cpu' argument")
         rel = Release(fn, _require_str(entry, "family", origin, line),
-                      _require_str(entry, "debug_type", origin, line),
-                      _roles(entry, origin, loc, "release", ("handle",)), f"{origin}:{line}")
+                      _require_str(entry, "debug_type", origin, line), args,
+                      bool(entry.get("managed", False)), bool(entry.get("irqs_enabled", False)),
+                      f"{origin}:{line}")
         _add_unique(into["releases"], fn, rel, origin, line)
+    for entry in data.get("sync", []):
+        fn = _require_str(entry, "function", origin, None)
+        line = loc.line_of(fn)
+        if entry.get("to") not in ("cpu", "device"):
+            raise RuleFileError(origin, line, "sync 'to' must be 'cpu' or 'device'")
+        args = _roles(entry, origin, loc, "sync", ())
+        if "handle" not in args and "cpu" not in args:
+            raise RuleFileError(origin, line, f"sync '{fn}' must declare a 'handle' or 'cpu' argument")
+        _add_unique(into["syncs"], fn, Sync(fn, entry["to"], args, f"{origin}:{line}"), origin, line)
     for entry in data.get("check", []):
         fn = _require_str(entry, "function", origin, None)
         line = loc.line_of(fn)
@@ -141,7 +157,7 @@ def parse_core(origin: str, text: str) -> CoreTables:
     data = read_toml(origin, text)
     lists = {}
     for key in ("transparent", "noreturn", "value_transforms", "io_writes", "error_pointers",
-                "int_return_types"):
+                "int_return_types", "irq_disable", "irq_enable", "success_errnos", "borrows"):
         value = data.get(key, [])
         if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
             raise RuleFileError(origin, None, f"'{key}' must be a list of strings")
@@ -159,14 +175,15 @@ def parse_core(origin: str, text: str) -> CoreTables:
 @lru_cache(maxsize=1)
 def load_contracts() -> Contracts:
     """Every API family file in rules/, plus core.toml."""
-    into: dict = {"acquires": {}, "releases": {}, "checks": {}, "constants": {}}
+    into: dict = {"acquires": {}, "releases": {}, "checks": {}, "syncs": {}, "constants": {}}
     root = _rules_dir()
     for res in sorted(root.iterdir(), key=lambda r: r.name):
         if res.name.startswith(CONTRACT_PREFIX) and res.name.endswith(".toml"):
             parse_contract_file(f"rules/{res.name}", res.read_text(), into)
     core_res = root / "core.toml"
     core = parse_core("rules/core.toml", core_res.read_text())
-    return Contracts(into["acquires"], into["releases"], into["checks"], into["constants"], core)
+    return Contracts(into["acquires"], into["releases"], into["checks"], into["syncs"],
+                     into["constants"], core)
 
 
 def parse_registry(origin: str, text: str) -> Registry:

@@ -24,6 +24,7 @@ class MacroTables:
     attribute_functions: frozenset[str] = frozenset()
     iterators: frozenset[str] = frozenset()
     declarators: dict[str, Declarator] = field(default_factory=dict, hash=False, compare=False)
+    cursors: dict[str, tuple[int, ...]] = field(default_factory=dict, hash=False, compare=False)
 
     def extended(self, other: "MacroTables") -> "MacroTables":
         """These tables with a user's additions."""
@@ -32,7 +33,12 @@ class MacroTables:
             self.attribute_functions | other.attribute_functions,
             self.iterators | other.iterators,
             {**self.declarators, **other.declarators},
+            {**self.cursors, **other.cursors},
         )
+
+    def cursor_args(self, iterator: str) -> tuple[int, ...]:
+        """Which arguments an iterator macro assigns each round (default: the first)."""
+        return self.cursors.get(iterator, (0,))
 
     @cached_property
     def attribute_re(self) -> re.Pattern[bytes]:
@@ -79,6 +85,11 @@ def tables_from_data(data: dict, origin: str) -> MacroTables:
         ):
             raise RuleFileError(origin, None, "each [[declarators]] needs string 'name' and 'type'")
         declarators[entry["name"]] = Declarator(entry["name"], entry["type"], bool(entry.get("array")))
+    cursors: dict[str, tuple[int, ...]] = {}
+    for name, idx in data.get("iterator_cursors", {}).items():
+        if not isinstance(idx, list) or not all(isinstance(i, int) and i >= 0 for i in idx):
+            raise RuleFileError(origin, None, f"iterator_cursors.{name} must be a list of argument indices")
+        cursors[name] = tuple(idx)
     return MacroTables(
-        names("attributes"), names("attribute_functions"), names("iterators"), declarators
+        names("attributes"), names("attribute_functions"), names("iterators"), declarators, cursors
     )

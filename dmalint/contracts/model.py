@@ -9,7 +9,11 @@ from typing import Mapping
 
 # Argument roles an API function may declare.  "handle" is the DMA address, "cpu" the CPU-side
 # buffer (or page / scatterlist), "count" the entry count of a scatter-gather list.
-ARG_ROLES = frozenset({"device", "cpu", "handle", "size", "direction", "attrs", "count", "pool", "flags"})
+ARG_ROLES = frozenset({"device", "cpu", "handle", "size", "direction", "attrs", "count", "pool",
+                       "flags", "offset"})
+# What identifies a region at release: its DMA handle, or the CPU-side object (a scatterlist, a
+# pool pointer) that the release and sync functions take.
+IDENTITIES = frozenset({"handle", "cpu"})
 # How an acquire reports failure: through a check function (DMA_MAPPING_ERROR), by returning
 # NULL, by returning 0 (dma_map_sg) or a negative errno (dma_map_sgtable).
 FAILURE_MODES = frozenset({"check", "null", "zero", "negative"})
@@ -29,6 +33,7 @@ class Acquire:
     result: str = "return"
     returns: str = "handle"  # what the return value is: the handle, or the cpu address
     managed: bool = False  # released by the driver core (devm/dmam): never a leak
+    identity: str = "handle"
     origin: str = ""
 
     @property
@@ -43,6 +48,18 @@ class Release:
     function: str
     family: str
     debug_type: str
+    args: Mapping[str, int]
+    managed: bool = False  # the device-managed free (dmam_free_coherent)
+    irqs_enabled: bool = False  # must not be called with interrupts disabled
+    origin: str = ""
+
+
+@dataclass(frozen=True)
+class Sync:
+    """A cache synchronisation of a live streaming mapping, for the CPU or for the device."""
+
+    function: str
+    to: str  # "cpu" | "device"
     args: Mapping[str, int]
     origin: str = ""
 
@@ -69,7 +86,11 @@ class CoreTables:
     noreturn: frozenset[str] = frozenset()
     value_transforms: frozenset[str] = frozenset()
     io_writes: frozenset[str] = frozenset()
+    borrows: frozenset[str] = frozenset()
+    irq_disable: frozenset[str] = frozenset()
+    irq_enable: frozenset[str] = frozenset()
     error_pointers: frozenset[str] = frozenset()
+    success_errnos: frozenset[str] = frozenset()
     errno_pattern: str = r"^E[A-Z0-9_]+$"
     value_transform_pattern: str = r"^$"
     int_return_types: frozenset[str] = frozenset()
@@ -90,12 +111,19 @@ class Contracts:
     acquires: Mapping[str, Acquire] = field(default_factory=dict)
     releases: Mapping[str, Release] = field(default_factory=dict)
     checks: Mapping[str, Check] = field(default_factory=dict)
+    syncs: Mapping[str, Sync] = field(default_factory=dict)
     constants: Mapping[str, int] = field(default_factory=dict)
     core: CoreTables = field(default_factory=CoreTables)
 
     def api_names(self) -> frozenset[str]:
         """Every API function name: a function mentioning none of them is not analysed."""
-        return frozenset(self.acquires) | frozenset(self.releases) | frozenset(self.checks)
+        return (frozenset(self.acquires) | frozenset(self.releases) | frozenset(self.checks)
+                | frozenset(self.syncs))
+
+    def release_for(self, family: str) -> str:
+        """The name of the usual release of a family, for messages."""
+        return next((r.function for r in self.releases.values()
+                     if r.family == family and not r.managed), "its release")
 
 
 @dataclass(frozen=True)

@@ -13,8 +13,9 @@ from typing import Callable
 
 from tree_sitter import Node
 
-from dmalint.contracts.model import Acquire, Contracts, Release
-from dmalint.engine.state import FAILED, LIVE, RELEASED, Region, State
+from dmalint.contracts.model import Contracts
+from dmalint.engine.roles import ContractRoles
+from dmalint.engine.state import State
 from dmalint.engine.values import TOP, ZERO, Addr, Chk, Lin, Path, Res, Value, path_text
 from dmalint.parse import text, unwrap_parens
 from dmalint.source import Define
@@ -52,12 +53,18 @@ class Scope:
     def is_local_storage(self, path: Path) -> bool:
         """True when the path is memory of this function's frame (lost at return)."""
         root = path[0]
-        if root not in self.locals or root in self.params or self.locals[root]:
+        if root not in self.locals:
+            return False
+        if len(path) == 1:
+            return True  # the variable's own slot, pointer or not
+        if root in self.params or self.locals[root]:
             return False
         return not any(p.startswith("->") or p == "*" for p in path[1:])
 
 
-class Evaluator:
+class Evaluator(ContractRoles):
+    """Evaluates expressions on one path; the contract roles come from ContractRoles."""
+
     def __init__(self, contracts: Contracts, scope: Scope, defines: dict[str, Define],
                  emit: EmitFn, function: str, summaries: dict | None = None):
         self.c = contracts
@@ -68,9 +75,6 @@ class Evaluator:
         self.emit = emit
         self.function = function
         self._errno = self.core.errno_re
-        self._release_of_family = {}
-        for rel in contracts.releases.values():
-            self._release_of_family.setdefault(rel.family, rel.function)
 
     # -- storage paths -----------------------------------------------------------------------
     def lvalue(self, node: Node, st: State) -> Path | None:
@@ -126,8 +130,10 @@ class Evaluator:
             return st.env[path]
         return Lin.sym(("init",) + path)
 
-    def store(self, path: Path | None, value: Value, st: State, node: Node) -> None:
-        """Assign value to path; a region handle stored outside the frame escapes the function."""
+    def store(self, path: Path | None, value: Value, st: State, node: Node,
+              by_acquire: bool = False) -> None:
+        """Assign value to path; a region handle stored outside the frame escapes the function.
+        `by_acquire`: the acquire itself wrote it (an out-parameter), not a later store."""
         if path is not None:
             n = len(path)
             stale = [k for k in st.env if len(k) > n and k[:n] == path]
@@ -151,7 +157,9 @@ class Evaluator:
             if reg.handle_text.endswith("()"):
                 reg = reg.but(handle_text=where)
             if path is None or not self.scope.is_local_storage(path):
-                if not reg.escaped:
+                if by_acquire:
+                    reg = reg.but(escaped=True)
+                elif not reg.escaped:
                     line, col = _pos(node)
                     reg = reg.but(escaped=True, store_line=line, store_col=col,
                                   store_how=f"stored in '{where}'")
@@ -338,166 +346,20 @@ class Evaluator:
         if name in self.core.transparent:
             vals = [self.eval(a, st) for a in arg_nodes]
             return vals[0] if vals else TOP
-        acquire = self.c.acquires.get(name)
-        if acquire is not None:
-            return self._acquire(acquire, node, arg_nodes, st)
         vals = [self.eval(a, st) for a in arg_nodes]
-        release = self.c.releases.get(name)
-        if release is not None:
-            self._release(release, node, arg_nodes, vals, st)
-            return TOP
-        check = self.c.checks.get(name)
-        if check is not None:
-            return self._check(name, check.args.get("handle", 0), node, arg_nodes, vals, st)
+        handled, value = self.contract_call(name, node, arg_nodes, vals, st)
+        if handled:
+            return value
         if self.core.is_transform(name):
             return vals[0] if vals else TOP
-        summary = self.summaries.get(name)
-        if summary is not None and summary.kind == "check":
-            value = self._check(name, summary.param, node, arg_nodes, vals, st)
-            return value.flip() if isinstance(value, Chk) and summary.negated else value
         if name in self.core.error_pointers:
             return Lin.sym(("errptr",))
-        self._unknown_call(name or text(fn_node), node, arg_nodes, vals, st)
+        if name in self.core.irq_disable:
+            st.irqs_off = min(st.irqs_off + 1, 3)
+        elif name in self.core.irq_enable:
+            st.irqs_off = max(st.irqs_off - 1, 0)
+        self.unknown_call(name or text(fn_node), node, arg_nodes, vals, st)
         return Lin.sym(("call", node.start_byte))
-
-    def _unknown_call(self, name: str, node: Node, arg_nodes: list[Node], vals: list[Value],
-                      st: State) -> None:
-        """A call we have no contract for: a handle passed in is used (and, unless the callee
-        only writes a register, handed over); storage passed by address may be rewritten."""
-        io = name in self.core.io_writes
-        for arg, v in zip(arg_nodes, vals):
-            if isinstance(v, Res):
-                reg = st.regions.get(v.rid)
-                if reg is None:
-                    continue
-                self._use(reg, arg, f"passed to {name}()", st)
-                if not io:
-                    st.regions[v.rid] = st.regions[v.rid].but(escaped=True)
-            elif isinstance(v, Addr):
-                path = v.path
-                n = len(path)
-                for key in [k for k in st.env if k[:n] == path]:
-                    held = st.env.pop(key)
-                    if isinstance(held, Res) and held.rid in st.regions:
-                        st.regions[held.rid] = st.regions[held.rid].but(escaped=True)
-
-    def _use(self, reg: Region, node: Node, how: str, st: State) -> None:
-        """The handle reaches the device or another function: it must have been checked."""
-        acq = self.c.acquires[reg.acquire]
-        if reg.status == LIVE and not reg.checked and not reg.wrong_test and acq.failure == "check":
-            check = next(iter(self.c.checks), "the mapping check")
-            self.emit("unchecked-use", node, st, reg, check=check, how=how)
-
-    def _acquire(self, acq: Acquire, node: Node, arg_nodes: list[Node], st: State) -> Value:
-        vals = [self.eval(a, st) for a in arg_nodes]
-        rid = node.start_byte
-        line = node.start_point[0] + 1
-
-        def arg(role: str) -> tuple[Value | None, str]:
-            idx = acq.args.get(role)
-            if idx is None or idx >= len(vals):
-                return None, ""
-            return vals[idx], " ".join(text(arg_nodes[idx]).split())
-
-        old = st.regions.get(rid)
-        if old is not None and any(isinstance(v, Res) and v.rid == rid for v in st.env.values()):
-            # The same call runs again (a loop, a retry) while its previous region is still
-            # held: keep that one apart as the site's previous instance.
-            prev = ("prev", rid)
-            st.regions[prev] = old.but(rid=prev)
-            for k, v in list(st.env.items()):
-                if isinstance(v, Res) and v.rid == rid:
-                    st.env[k] = Res(prev, v.part, v.offset)
-        size, size_text = arg("size")
-        direction, direction_text = arg("direction")
-        cpu, _ = arg("cpu")
-        st.regions[rid] = Region(rid, acq.function, line, f"{acq.function}()", cpu=cpu, size=size,
-                                 size_text=size_text, direction=direction,
-                                 direction_text=direction_text)
-        st.step(line, "acquire", f"{acq.function}() acquires a DMA region")
-        out = acq.out_arg
-        if out is not None and out < len(vals) and isinstance(vals[out], Addr):
-            self.store(vals[out].path, Res(rid, "handle"), st, node)
-        return Res(rid, acq.returns)
-
-    def _release(self, rel: Release, node: Node, arg_nodes: list[Node], vals: list[Value],
-                 st: State) -> None:
-        idx = rel.args["handle"]
-        if idx >= len(vals) or not isinstance(vals[idx], Res):
-            return  # a region acquired elsewhere: judged across functions, not here
-        v = vals[idx]
-        reg = st.regions.get(v.rid)
-        if reg is None or v.offset:
-            return
-        acq = self.c.acquires[reg.acquire]
-        line = node.start_point[0] + 1
-        if reg.status == RELEASED:
-            self.emit("double-release", node, st, reg, release=rel.function,
-                      first_line=reg.release_line)
-        elif reg.status == FAILED:
-            check = next(iter(self.c.checks), "the check")
-            self.emit("release-after-failure", node, st, reg, release=rel.function, check=check)
-        else:
-            self._use(reg, node, f"released by {rel.function}()", st)
-            if acq.family != rel.family:
-                self.emit("release-family-mismatch", node, st, reg, release=rel.function,
-                          acquire_family=acq.family, release_family=rel.family)
-            self._compare("direction", reg.direction, reg.direction_text, rel, node, arg_nodes,
-                          vals, st, reg)
-            self._compare("size", reg.size, reg.size_text, rel, node, arg_nodes, vals, st, reg)
-        st.regions[v.rid] = st.regions[v.rid].but(status=RELEASED, release_line=line)
-        st.step(line, "release", f"{rel.function}() releases the region from line {reg.line}")
-
-    def _compare(self, role: str, acquired: Value | None, acquired_text: str, rel: Release,
-                 node: Node, arg_nodes: list[Node], vals: list[Value], st: State,
-                 reg: Region) -> None:
-        """Report when the release's argument provably differs from the acquire's."""
-        idx = rel.args.get(role)
-        if idx is None or idx >= len(vals) or not isinstance(acquired, Lin):
-            return
-        released = vals[idx]
-        if not isinstance(released, Lin):
-            return
-        diff = acquired.add(released, -1)
-        if diff.is_const and diff.const != 0:
-            released_text = " ".join(text(arg_nodes[idx]).split())
-            self.emit(f"release-{role}-mismatch", node, st, reg, release=rel.function,
-                      **{f"acquire_{role}": acquired_text, f"release_{role}": released_text})
-
-    def _check(self, name: str, handle_idx: int, node: Node, arg_nodes: list[Node],
-               vals: list[Value], st: State) -> Value:
-        line = node.start_point[0] + 1
-        v = vals[handle_idx] if handle_idx < len(vals) else TOP
-        checked = " ".join(text(arg_nodes[handle_idx]).split()) if handle_idx < len(arg_nodes) else "?"
-        own = st.regions.get(v.rid) if isinstance(v, Res) and v.part == "handle" and not v.offset else None
-        pending = [r for r in st.regions.values()
-                   if r.status == LIVE and not r.checked and not r.wrong_test and r is not own
-                   and self.c.acquires[r.acquire].failure == "check"]
-        target = max(pending, key=lambda r: r.line) if pending else None
-        reason = None
-        if own is not None and own.checked and target is not None and target.line > own.line:
-            reason = f"a mapping already checked at line {own.check_line}"
-        elif own is None and target is not None:
-            if isinstance(v, Res) and v.part == "cpu":
-                target = st.regions.get(v.rid, target)
-                reason = "the CPU address that was mapped, not the DMA handle"
-            elif isinstance(v, Lin) and v.terms and any(r.cpu == v for r in pending):
-                target = next(r for r in pending if r.cpu == v)
-                reason = "the CPU address that was mapped, not the DMA handle"
-        if reason is not None and target is not None:
-            self.emit("wrong-handle-checked", node, st, target, check=name, checked=checked,
-                      reason=reason)
-            st.regions[target.rid] = target.but(wrong_test=True)
-        if own is None:
-            return TOP
-        if not own.checked:
-            own = own.but(checked=True, check_line=line)
-            st.regions[own.rid] = own
-            st.step(line, "check", f"{name}() checks the mapping from line {own.line}")
-        return Chk(own.rid)
-
-    def release_name(self, acquire: str) -> str:
-        return self._release_of_family.get(self.c.acquires[acquire].family, "a release")
 
 
 def _stable_index(idx: Node) -> bool:

@@ -14,8 +14,9 @@ from dataclasses import dataclass
 
 from tree_sitter import Node
 
-from dmalint.cfg import CFG
+from dmalint.cfg import CFG, assigned_roots
 from dmalint.contracts.model import Contracts
+from dmalint.engine import facts
 from dmalint.engine.evaluate import Evaluator, Scope
 from dmalint.engine.liveness import live_variables
 from dmalint.engine.state import FAILED, LIVE, Region, State
@@ -26,7 +27,8 @@ from dmalint.source import Define
 
 WIDEN_AFTER = 3
 DEFAULT_BUDGET = 20000
-_ONCE_PER_REGION = {"unchecked-use", "wrong-handle-checked", "invalid-failure-test"}
+_ONCE_PER_REGION = {"unchecked-use", "unchecked-alloc-use", "wrong-handle-checked",
+                    "invalid-failure-test"}
 _COMPARISONS = {"==", "!=", "<", "<=", ">", ">="}
 _FLIP = {"==": "==", "!=": "!=", "<": ">", "<=": ">=", ">": "<", ">=": "<="}
 
@@ -78,6 +80,7 @@ class Explorer:
         work = deque([(self.cfg.entry, start)])
         seen: set = set()
         visits: Counter = Counter()
+        modified: dict[int, frozenset[str]] = {}  # loop head -> variables the loop assigns
         steps = 0
         complete = True
         while work:
@@ -90,7 +93,9 @@ class Explorer:
             if data["kind"] == "join" and data.get("loop"):
                 visits[node] += 1
                 if visits[node] > WIDEN_AFTER:
-                    self._widen(st, node)
+                    if node not in modified:
+                        modified[node] = assigned_roots(data["ast"])
+                    self._widen(st, node, modified[node])
             st = _forget_dead(st, live[node])
             key = (node, st.key())
             if key in seen:
@@ -113,6 +118,10 @@ class Explorer:
         if kind == "assign":
             st = st.copy()
             self.ev.assign(data["lhs"], data["rhs"], st, data["ast"])
+            return [(s, st) for s in g.successors(node)]
+        if kind == "cond" and data.get("iterator"):
+            st = st.copy()
+            self._advance_iterator(data["ast"], data["iterator"], st)
             return [(s, st) for s in g.successors(node)]
         if kind == "cond":
             out = []
@@ -152,16 +161,53 @@ class Explorer:
                         st.env.pop((name,), None)
             return
         if ast.type == "expression_statement":
-            if ast.named_child_count:
-                self.ev.eval(ast.named_children[0], st)
-            return
+            if not ast.named_child_count:
+                return
+            ast = ast.named_children[0]
+        before = set(st.regions)
         self.ev.eval(ast, st)
+        self._ignored_result(ast, before, st)
 
-    def _widen(self, st: State, node: int) -> None:
-        """Forget integer values that keep changing around a loop."""
+    def _advance_iterator(self, args: Node, cursors: tuple[int, ...], st: State) -> None:
+        """An iterator macro's round assigns its cursor arguments (data: rules/macros.toml)."""
+        operands = []
+        stack = [unwrap_parens(args)]
+        while stack:  # the comma expression `a, b, c` nests to the left
+            n = stack.pop()
+            if n.type == "comma_expression":
+                stack.append(n.child_by_field_name("left"))
+                operands.append(n.child_by_field_name("right"))
+            else:
+                operands.append(n)
+        operands.reverse()
+        for i in cursors:
+            if i < len(operands):
+                path = self.ev.lvalue(operands[i], st)
+                if path is not None:
+                    self.ev.store(path, Lin.sym(("iter", args.start_byte) + path), st, operands[i])
+
+    def _ignored_result(self, expr: Node, before: set, st: State) -> None:
+        """`dma_map_sg(...);` as a statement: the only way to learn of its failure is lost."""
+        expr = unwrap_parens(expr)
+        if expr.type != "call_expression":
+            return
+        acq = self.c.acquires.get(text(expr.child_by_field_name("function")))
+        reg = st.regions.get(expr.start_byte)
+        if acq is None or reg is None or expr.start_byte in before or acq.returns == "handle" \
+                or acq.out_arg is not None:
+            return
+        self._emit("unchecked-alloc-use" if acq.failure == "null" else "unchecked-use", expr, st,
+                   reg, check=self.ev.check_phrase(acq), how="ignored (its result is discarded)")
+        st.regions[reg.rid] = reg.but(wrong_test=True)
+
+    def _widen(self, st: State, node: int, modified: frozenset[str]) -> None:
+        """Forget the integer values the loop keeps changing (and what is known of them)."""
         for path, v in list(st.env.items()):
-            if isinstance(v, Lin) and not (v.single() and v.single()[0][0] == "widen"):
+            if path[0] in modified and isinstance(v, Lin) and \
+                    not (v.single() and v.single()[0][0] == "widen"):
                 st.env[path] = Lin.sym(("widen", node) + path)
+        for sym in [s for s in st.facts if s[0] == "init" and s[1] in modified]:
+            del st.facts[sym]
 
     # -- conditions --------------------------------------------------------------------------
     def _branches(self, cond: Node, st: State, line: int) -> list[tuple[bool, State]]:
@@ -195,6 +241,10 @@ class Explorer:
                 return left, op == "=="
             if op in ("<", "<=", ">=", ">") and isinstance(left, Res):
                 return ("negative-test", left, op), False
+        if isinstance(left, Res) and left.part == "count" and op in ("==", "!=") and \
+                isinstance(right, Lin) and right.is_const and right.const > 0:
+            # `dma_map_sg(..., 1, ...) != 1`: anything but the expected count is handled as failure
+            return left, op == "!="
         if isinstance(left, Lin) and isinstance(right, Lin):
             return ("cmp", left.add(right, -1), op), False
         return TOP, False
@@ -237,9 +287,11 @@ class Explorer:
         acq = self.c.acquires[reg.acquire]
         if acq.failure in ("null", "zero") and v.part == acq.returns:
             return self._outcome(v.rid, failed=not truth, st=st, line=cond.start_point[0] + 1)
+        if acq.failure == "negative" and v.part == acq.returns:  # `if (ret)`: an errno is failure
+            return self._outcome(v.rid, failed=truth, st=st, line=cond.start_point[0] + 1)
         if acq.failure == "check" and v.part == "handle" and not reg.checked:
             if not reg.wrong_test:
-                check = next(iter(self.c.checks), "the check")
+                check = f"{next(iter(self.c.checks), 'the check')}()"
                 self._emit("invalid-failure-test", cond, st, reg, check=check, test=cond_text,
                            why="a failed mapping is DMA_MAPPING_ERROR, not 0")
                 st.regions[v.rid] = reg.but(wrong_test=True)
@@ -253,7 +305,7 @@ class Explorer:
         if acq.failure == "negative" and op == "<":
             return self._outcome(v.rid, failed=truth, st=st, line=cond.start_point[0] + 1)
         if acq.failure == "zero" and op in ("<", ">=") and not reg.wrong_test:
-            self._emit("invalid-failure-test", cond, st, reg, check=f"a test for 0", test=cond_text,
+            self._emit("invalid-failure-test", cond, st, reg, check="a test for 0 (no entries mapped)", test=cond_text,
                        why=f"{reg.acquire}() returns 0 on failure, never a negative value")
             st.regions[v.rid] = reg.but(wrong_test=True)
         if acq.failure == "zero" and op in ("<=", ">"):
@@ -266,25 +318,35 @@ class Explorer:
             op = {"==": "!=", "!=": "==", "<": ">=", ">=": "<", ">": "<=", "<=": ">"}[op]
         if diff.is_const:
             return st.copy() if _holds(diff.const, op) else None
-        single = diff.single()
-        if single is None:
-            return st.copy()
-        sym, k = single
-        if k < 0:
-            op = _FLIP[op]
-        known = st.facts.get(sym) or _inherent_fact(sym)
-        if known is not None and not _compatible(known, op):
+        if len(diff.terms) == 1:
+            sym, k = diff.terms[0]
+            if abs(k) != 1:
+                return st.copy()
+            bound = -diff.const * k  # k*s + c op 0  <=>  s op' -c/k
+            if k < 0:
+                op = _FLIP[op]
+        else:
+            if diff.const != 0 or op not in ("==", "!="):
+                return st.copy()
+            # a == b between two unknowns: remember the relation itself (src == dst tested twice)
+            terms = diff.terms if diff.terms[0][1] > 0 else tuple((t, -k) for t, k in diff.terms)
+            sym, bound = ("rel",) + terms, 0
+        known = st.facts.get(sym) or facts.inherent(sym)
+        narrowed = facts.constrain(known, op, bound)
+        if narrowed is None:
             return None
         if not self._worth_a_fact(sym):
             return st.copy()
         new = st.copy()
-        new.facts[sym] = _meet(known, op)
+        new.facts[sym] = narrowed
         return new
 
     def _worth_a_fact(self, sym) -> bool:
         """Facts keep paths apart; record one only where a later test or return can use it."""
         if sym[0] == "init":
             return self.ev.scope.correlates(sym[1:])
+        if sym[0] == "rel":
+            return all(self._worth_a_fact(t) for t, _ in sym[1:])
         return sym[0] in ("call", "widen")
 
     # -- judging a return --------------------------------------------------------------------
@@ -294,17 +356,21 @@ class Explorer:
             acq = self.c.acquires[reg.acquire]
             if reg.status != LIVE:
                 continue
-            if reg.escaped and not reg.checked and not reg.wrong_test and reg.store_line \
-                    and acq.failure == "check":
-                check = next(iter(self.c.checks), "the check")
-                self._emit("unchecked-use", None, st, reg, line=reg.store_line, col=reg.store_col,
-                           check=check, how=reg.store_how)
+            unchecked = not reg.checked and not reg.wrong_test
+            event = "unchecked-alloc-use" if acq.failure == "null" else "unchecked-use"
+            if reg.escaped and unchecked and reg.store_line:
+                self._emit(event, None, st, reg, line=reg.store_line, col=reg.store_col,
+                           check=self.ev.check_phrase(acq), how=reg.store_how)
+            elif unchecked and acq.failure in ("zero", "negative") and not reg.escaped \
+                    and not _returns_region(value, reg):
+                self._emit(event, None, st, reg, line=reg.line, col=1,
+                           check=self.ev.check_phrase(acq), how="never tested for failure")
             if failure and not reg.escaped and not acq.managed and not reg.wrong_test \
                     and not _returns_region(value, reg):
                 st.step(line, "return", "returns a failure with the region still held")
                 node = ast if ast is not None else None
                 self._emit("leak", node, st, reg, line=line, col=1,
-                           release=self.ev.release_name(reg.acquire))
+                           release=self.c.release_for(acq.family))
 
     def _is_failure(self, value: Value | None, st: State) -> bool:
         """Whether this return reports failure by the kernel's conventions."""
@@ -327,10 +393,12 @@ class Explorer:
         if single is None:
             return False
         sym, k = single
-        fact = _inherent_fact(sym) or st.facts.get(sym)
+        if sym[0] == "errno" and sym[1] in self.c.core.success_errnos:
+            return False  # -EINPROGRESS: the request was queued
+        fact = st.facts.get(sym) or facts.inherent(sym)
         if fact is None:
             return False
-        sign = _sign_of(fact, k)
+        sign = facts.sign(fact, k)
         if sign == "neg":
             return True
         return sign == "nonzero" and self.errno_convention and self.return_kind == "int"
@@ -364,6 +432,9 @@ def _forget_dead(st: State, live: frozenset[str]) -> State:
                 continue
             if sym[0] == "init" and len(sym) > 1 and sym[1] in reachable:
                 continue
+            if sym[0] == "rel" and all(t[0] != "init" or t[1] in reachable or t in keep
+                                       for t, _ in sym[1:]):
+                continue
             del new.facts[sym]
     return new
 
@@ -382,40 +453,5 @@ def _declared_name(decl: Node | None) -> str | None:
     return text(decl) if decl is not None else None
 
 
-# -- sign facts ------------------------------------------------------------------------------
-# A fact about a symbol s is the relation "s op 0" known to hold on the path.
-
 def _holds(c: int, op: str) -> bool:
     return {"==": c == 0, "!=": c != 0, "<": c < 0, "<=": c <= 0, ">": c > 0, ">=": c >= 0}[op]
-
-
-_SETS = {  # the sign cases each relation allows: n(egative), z(ero), p(ositive)
-    "==": {"z"}, "!=": {"n", "p"}, "<": {"n"}, "<=": {"n", "z"}, ">": {"p"}, ">=": {"z", "p"},
-}
-_FROM_SET = {frozenset(v): k for k, v in _SETS.items()}
-
-
-def _compatible(known: str, op: str) -> bool:
-    return bool(_SETS[known] & _SETS[op])
-
-
-def _meet(known: str | None, op: str) -> str:
-    if known is None:
-        return op
-    return _FROM_SET.get(frozenset(_SETS[known] & _SETS[op]), op)
-
-
-def _inherent_fact(sym) -> str | None:
-    """Facts true of a symbol whatever the path: errno names are positive."""
-    return ">" if sym and sym[0] == "errno" else None
-
-
-def _sign_of(fact: str, k: int) -> str | None:
-    cases = _SETS[fact]
-    if k < 0:
-        cases = {{"n": "p", "p": "n", "z": "z"}[c] for c in cases}
-    if cases == {"n"}:
-        return "neg"
-    if "z" not in cases:
-        return "nonzero"
-    return None

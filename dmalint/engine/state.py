@@ -33,6 +33,9 @@ class Region:
     size_text: str = ""
     direction: Value | None = None
     direction_text: str = ""
+    count: Value | None = None  # the entry count passed to dma_map_sg (the original nents)
+    count_text: str = ""
+    pool: Value | None = None  # the pool a block came from
     release_line: int | None = None
     check_line: int | None = None
 
@@ -56,14 +59,16 @@ class State:
     regions: dict[int, Region] = field(default_factory=dict)
     facts: dict[Sym, str] = field(default_factory=dict)
     trace: tuple | None = None  # a linked list (step, previous) shared between paths
+    irqs_off: int = 0  # nesting of spin_lock_irqsave and friends on this path (bounded)
 
     def copy(self) -> "State":
-        return State(dict(self.env), dict(self.regions), dict(self.facts), self.trace)
+        return State(dict(self.env), dict(self.regions), dict(self.facts), self.trace,
+                     self.irqs_off)
 
     def key(self) -> tuple:
         """What makes two states the same for exploration (the trace does not)."""
         return (frozenset(self.env.items()), frozenset(self.regions.items()),
-                frozenset(self.facts.items()))
+                frozenset(self.facts.items()), self.irqs_off)
 
     def step(self, line: int, kind: str, message: str) -> None:
         self.trace = (Step(line, kind, message), self.trace)

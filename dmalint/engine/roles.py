@@ -1,0 +1,346 @@
+"""The transfer functions of the contract roles: acquire, check, release, sync, and unknown calls.
+
+A mixin of the Evaluator: it reads `self.c` (contracts), `self.scope`, `self.summaries`,
+`self.store` and `self.emit`.  Every decision is taken from the role data in rules/; no function
+is named here.
+"""
+
+from __future__ import annotations
+
+from tree_sitter import Node
+
+from dmalint.contracts.model import Acquire, Release, Sync
+from dmalint.engine.state import FAILED, LIVE, RELEASED, Region, State
+from dmalint.engine.values import TOP, Addr, Chk, Lin, Res, Value
+from dmalint.parse import text
+
+DMA_BIDIRECTIONAL = "DMA_BIDIRECTIONAL"
+_CHECK_PHRASE = {"zero": "a test of the returned count for 0",
+                 "negative": "a test of the returned error", "null": "a NULL check"}
+
+
+class ContractRoles:
+    """Role transfers over a path State (mixed into the Evaluator)."""
+
+    # -- dispatch ----------------------------------------------------------------------------
+    def contract_call(self, name: str, node: Node, arg_nodes: list[Node], vals: list[Value],
+                      st: State) -> tuple[bool, Value]:
+        """(True, value) when the call has a contract role or a summary; (False, TOP) if not."""
+        acquire = self.c.acquires.get(name)
+        if acquire is not None:
+            return True, self.acquire(acquire, node, arg_nodes, vals, st)
+        release = self.c.releases.get(name)
+        if release is not None:
+            self.release(release, node, arg_nodes, vals, st)
+            return True, TOP
+        sync = self.c.syncs.get(name)
+        if sync is not None:
+            self.sync(sync, node, arg_nodes, vals, st)
+            return True, TOP
+        check = self.c.checks.get(name)
+        if check is not None:
+            return True, self.check(name, check.args.get("handle", 0), node, arg_nodes, vals, st)
+        summary = self.summaries.get(name)
+        if summary is not None and summary.kind == "check":
+            value = self.check(name, summary.param, node, arg_nodes, vals, st)
+            return True, value.flip() if isinstance(value, Chk) and summary.negated else value
+        return False, TOP
+
+    def check_phrase(self, acq: Acquire) -> str:
+        """How the failure of this acquire is tested, for messages."""
+        if acq.failure == "check":
+            return f"a {next(iter(self.c.checks), 'mapping error')}() check"
+        return _CHECK_PHRASE[acq.failure]
+
+    # -- acquire -----------------------------------------------------------------------------
+    def acquire(self, acq: Acquire, node: Node, arg_nodes: list[Node], vals: list[Value],
+                st: State) -> Value:
+        rid = node.start_byte
+        line = node.start_point[0] + 1
+
+        def arg(role: str) -> tuple[Value | None, str]:
+            idx = acq.args.get(role)
+            if idx is None or idx >= len(vals):
+                return None, ""
+            return vals[idx], " ".join(text(arg_nodes[idx]).split())
+
+        old = st.regions.get(rid)
+        if old is not None and any(isinstance(v, Res) and v.rid == rid for v in st.env.values()):
+            # The same call runs again (a loop, a retry) while its previous region is still
+            # held: keep that one apart as the site's previous instance.
+            prev = ("prev", rid)
+            st.regions[prev] = old.but(rid=prev)
+            for k, v in list(st.env.items()):
+                if isinstance(v, Res) and v.rid == rid:
+                    st.env[k] = Res(prev, v.part, v.offset)
+        size, size_text = arg("size")
+        direction, direction_text = arg("direction")
+        count, count_text = arg("count")
+        cpu, cpu_text = arg("cpu")
+        pool, _ = arg("pool")
+        # A scatterlist mapping is named by its list, a handle by where it is stored (set later).
+        name = cpu_text if acq.identity == "cpu" and cpu_text else f"{acq.function}()"
+        st.regions[rid] = Region(rid, acq.function, line, name, cpu=cpu, size=size,
+                                 size_text=size_text, direction=direction,
+                                 direction_text=direction_text, count=count,
+                                 count_text=count_text, pool=pool)
+        st.step(line, "acquire", f"{acq.function}() acquires a DMA region")
+        out = acq.out_arg
+        if out is not None and out < len(vals) and isinstance(vals[out], Addr):
+            self.store(vals[out].path, Res(rid, "handle"), st, node, by_acquire=True)
+        return Res(rid, acq.returns)
+
+    # -- finding the region a call is about ----------------------------------------------------
+    def region_of(self, roles, vals: list[Value], st: State) -> tuple[Region | None, str]:
+        """The region a release or sync names, through its handle or its CPU-side argument."""
+        for role in ("handle", "cpu"):
+            idx = roles.get(role)
+            if idx is None or idx >= len(vals):
+                continue
+            v = vals[idx]
+            if isinstance(v, Res) and not v.offset and v.rid in st.regions:
+                return st.regions[v.rid], role
+            if role == "cpu" and isinstance(v, (Lin, Addr)) and not (isinstance(v, Lin) and not v.terms):
+                for reg in st.regions.values():
+                    if self.c.acquires[reg.acquire].identity == "cpu" and reg.cpu == v:
+                        return reg, role
+        return None, ""
+
+    # -- release -----------------------------------------------------------------------------
+    def release(self, rel: Release, node: Node, arg_nodes: list[Node], vals: list[Value],
+                st: State) -> None:
+        reg, _ = self.region_of(rel.args, vals, st)
+        line = node.start_point[0] + 1
+        if reg is None:
+            self._irqs_check(rel, node, st, None)
+            return  # a region acquired elsewhere: judged across functions, not here
+        acq = self.c.acquires[reg.acquire]
+        if reg.status == RELEASED:
+            self.emit("double-release", node, st, reg, release=rel.function,
+                      first_line=reg.release_line)
+        elif reg.status == FAILED:
+            if acq.failure != "null":  # freeing NULL is a documented no-op
+                self.emit("release-after-failure", node, st, reg, release=rel.function,
+                          check=self.check_phrase(acq))
+        else:
+            if acq.failure != "null":  # freeing NULL is allowed, so no test is needed first
+                self.use(reg, node, f"released by {rel.function}()", st)
+            if acq.managed != rel.managed:
+                self.emit("managed-release", node, st, reg, release=rel.function,
+                          reason=("it is device-managed and is freed again when the driver "
+                                  "unbinds" if acq.managed else
+                                  "it was not allocated with a device-managed function"))
+            elif acq.family != rel.family:
+                self.emit("release-family-mismatch", node, st, reg, release=rel.function,
+                          acquire_family=acq.family, release_family=rel.family)
+            self.compare("direction", reg.direction, reg.direction_text, rel.args, rel.function,
+                         node, arg_nodes, vals, st, reg)
+            self.compare("size", reg.size, reg.size_text, rel.args, rel.function, node,
+                         arg_nodes, vals, st, reg)
+            self.compare_count(reg, rel.args, rel.function, node, arg_nodes, vals, st,
+                               "release-count-mismatch")
+            self._cpu_check(reg, rel, node, arg_nodes, vals, st)
+            self._pool_checks(reg, acq, rel, node, arg_nodes, vals, st)
+        self._irqs_check(rel, node, st, reg)
+        st.regions[reg.rid] = st.regions[reg.rid].but(status=RELEASED, release_line=line)
+        st.step(line, "release", f"{rel.function}() releases the region from line {reg.line}")
+
+    def _irqs_check(self, rel: Release, node: Node, st: State, reg: Region | None) -> None:
+        if rel.irqs_enabled and st.irqs_off > 0:
+            target = reg or Region(node.start_byte, "", node.start_point[0] + 1,
+                                   " ".join(text(node).split())[:60])
+            self.emit("release-irqs-disabled", node, st, target, release=rel.function)
+
+    def _cpu_check(self, reg: Region, rel: Release, node: Node, arg_nodes, vals, st) -> None:
+        """A free whose CPU address belongs to another region than its handle."""
+        h, c = rel.args.get("handle"), rel.args.get("cpu")
+        if h is None or c is None or c >= len(vals) or h >= len(vals):
+            return
+        hv, cv = vals[h], vals[c]
+        if isinstance(hv, Res) and hv.rid == reg.rid and isinstance(cv, Res) and cv.rid != reg.rid \
+                and cv.rid in st.regions:
+            other = st.regions[cv.rid]
+            self.emit("release-cpu-mismatch", node, st, reg, release=rel.function,
+                      cpu=" ".join(text(arg_nodes[c]).split()), other_line=other.line)
+
+    def _pool_checks(self, reg: Region, acq: Acquire, rel: Release, node, arg_nodes, vals, st):
+        """A block freed to another pool; a pool destroyed with blocks still out."""
+        p = rel.args.get("pool")
+        if p is not None and p < len(vals) and isinstance(vals[p], Res) and isinstance(reg.pool, Res) \
+                and vals[p].rid != reg.pool.rid:
+            self.emit("pool-mismatch", node, st, reg, release=rel.function,
+                      pool=" ".join(text(arg_nodes[p]).split()))
+        if acq.identity == "cpu" and acq.returns == "cpu":
+            for block in list(st.regions.values()):
+                if isinstance(block.pool, Res) and block.pool.rid == reg.rid and block.status == LIVE \
+                        and not block.escaped:
+                    self.emit("pool-destroy-busy", node, st, block, release=rel.function,
+                              pool=reg.handle_text)
+
+    # -- sync --------------------------------------------------------------------------------
+    def sync(self, sync: Sync, node: Node, arg_nodes: list[Node], vals: list[Value],
+             st: State) -> None:
+        reg, _ = self.region_of(sync.args, vals, st)
+        if reg is None:
+            return
+        line = node.start_point[0] + 1
+        if reg.status in (RELEASED, FAILED):
+            what = (f"it was released at line {reg.release_line}" if reg.status == RELEASED
+                    else "the mapping failed")
+            self.emit("sync-unmapped", node, st, reg, sync=sync.function, reason=what)
+            return
+        self.use(reg, node, f"synced by {sync.function}()", st)
+        self._sync_direction(reg, sync, node, arg_nodes, vals, st)
+        idx = sync.args.get("size")
+        if idx is not None and idx < len(vals) and isinstance(reg.size, Lin) and isinstance(vals[idx], Lin):
+            off_idx = sync.args.get("offset")
+            end = vals[idx]
+            if off_idx is not None and off_idx < len(vals) and isinstance(vals[off_idx], Lin):
+                end = end.add(vals[off_idx])
+            diff = end.add(reg.size, -1)
+            if diff.is_const and diff.const > 0:
+                self.emit("sync-outside-region", node, st, reg, sync=sync.function,
+                          acquire_size=reg.size_text,
+                          sync_size=" ".join(text(arg_nodes[idx]).split()))
+        self.compare_count(reg, sync.args, sync.function, node, arg_nodes, vals, st,
+                           "sync-count-mismatch")
+        st.step(line, "sync", f"{sync.function}() hands the region to the {sync.to}")
+
+    def _sync_direction(self, reg: Region, sync: Sync, node, arg_nodes, vals, st) -> None:
+        """dma-debug's check_sync: a bidirectional mapping may be synced any way; otherwise the
+        direction must be the mapped one, and read-only/write-only rules apply."""
+        idx = sync.args.get("direction")
+        if idx is None or idx >= len(vals):
+            return
+        mapped, synced = reg.direction, vals[idx]
+        if not (isinstance(mapped, Lin) and mapped.is_const and isinstance(synced, Lin) and synced.is_const):
+            return
+        consts = self.c.constants
+        bidi, to_dev, from_dev = (consts.get(DMA_BIDIRECTIONAL), consts.get("DMA_TO_DEVICE"),
+                                  consts.get("DMA_FROM_DEVICE"))
+        e, r = mapped.const, synced.const
+        if e == bidi:
+            return
+        synced_text = " ".join(text(arg_nodes[idx]).split())
+        reasons = []
+        if r != e:
+            reasons.append("syncs DMA memory with different direction")
+        if sync.to == "cpu" and e != from_dev and r != to_dev:
+            reasons.append("syncs device read-only DMA memory for cpu")
+        if sync.to == "device" and e != to_dev and r != from_dev:
+            reasons.append("syncs device write-only DMA memory to device")
+        if reasons:
+            self.emit("sync-direction-mismatch", node, st, reg, sync=sync.function,
+                      reason="; ".join(reasons), acquire_direction=reg.direction_text,
+                      sync_direction=synced_text)
+
+    # -- argument comparisons ------------------------------------------------------------------
+    def compare(self, role: str, acquired: Value | None, acquired_text: str, roles, function: str,
+                node: Node, arg_nodes: list[Node], vals: list[Value], st: State,
+                reg: Region) -> None:
+        """Report when a release's argument provably differs from the acquire's."""
+        idx = roles.get(role)
+        if idx is None or idx >= len(vals) or not isinstance(acquired, Lin):
+            return
+        released = vals[idx]
+        if not isinstance(released, Lin):
+            return
+        diff = acquired.add(released, -1)
+        if diff.is_const and diff.const != 0:
+            released_text = " ".join(text(arg_nodes[idx]).split())
+            self.emit(f"release-{role}-mismatch", node, st, reg, release=function,
+                      **{f"acquire_{role}": acquired_text, f"release_{role}": released_text})
+
+    def compare_count(self, reg: Region, roles, function: str, node: Node, arg_nodes, vals, st,
+                      event: str) -> None:
+        """The entry count must be the one passed to the map, not the one it returned."""
+        idx = roles.get("count")
+        if idx is None or idx >= len(vals) or reg.count is None:
+            return
+        v = vals[idx]
+        given = " ".join(text(arg_nodes[idx]).split())
+        if isinstance(v, Res) and v.rid == reg.rid and v.part == "count":
+            reason = f"the count {reg.acquire}() returned, not the {reg.count_text} it was given"
+        elif isinstance(v, Lin) and isinstance(reg.count, Lin) and \
+                (lambda d: d.is_const and d.const != 0)(v.add(reg.count, -1)):
+            reason = f"{given}, but {reg.count_text} entries were mapped"
+        else:
+            return
+        self.emit(event, node, st, reg, call=function, count=given, reason=reason)
+
+    # -- checks --------------------------------------------------------------------------------
+    def check(self, name: str, handle_idx: int, node: Node, arg_nodes: list[Node],
+              vals: list[Value], st: State) -> Value:
+        line = node.start_point[0] + 1
+        v = vals[handle_idx] if handle_idx < len(vals) else TOP
+        checked = " ".join(text(arg_nodes[handle_idx]).split()) if handle_idx < len(arg_nodes) else "?"
+        own = st.regions.get(v.rid) if isinstance(v, Res) and v.part == "handle" and not v.offset else None
+        pending = [r for r in st.regions.values()
+                   if r.status == LIVE and not r.checked and not r.wrong_test and r is not own
+                   and self.c.acquires[r.acquire].failure == "check"]
+        target = max(pending, key=lambda r: r.line) if pending else None
+        reason = None
+        if own is not None and own.checked and target is not None and target.line > own.line:
+            reason = f"a mapping already checked at line {own.check_line}"
+        elif own is None and target is not None:
+            if isinstance(v, Res) and v.part == "cpu":
+                target = st.regions.get(v.rid, target)
+                reason = "the CPU address that was mapped, not the DMA handle"
+            elif isinstance(v, Lin) and v.terms and any(r.cpu == v for r in pending):
+                target = next(r for r in pending if r.cpu == v)
+                reason = "the CPU address that was mapped, not the DMA handle"
+        if reason is not None and target is not None:
+            self.emit("wrong-handle-checked", node, st, target, check=name, checked=checked,
+                      reason=reason)
+            st.regions[target.rid] = target.but(wrong_test=True)
+        if own is None:
+            return TOP
+        if not own.checked:
+            own = own.but(checked=True, check_line=line)
+            st.regions[own.rid] = own
+            st.step(line, "check", f"{name}() checks the mapping from line {own.line}")
+        return Chk(own.rid)
+
+    # -- uses and hand-overs -------------------------------------------------------------------
+    def use(self, reg: Region, node: Node, how: str, st: State) -> None:
+        """The region reaches the device or another function: its acquire must have been
+        tested for failure first."""
+        acq = self.c.acquires[reg.acquire]
+        if reg.status != LIVE or reg.checked or reg.wrong_test:
+            return
+        event = "unchecked-alloc-use" if acq.failure == "null" else "unchecked-use"
+        self.emit(event, node, st, reg, check=self.check_phrase(acq), how=how)
+
+    def unknown_call(self, name: str, node: Node, arg_nodes: list[Node], vals: list[Value],
+                     st: State) -> None:
+        """A call we have no contract for: a region value passed in is used (and, unless the
+        callee only writes a register, handed over); storage passed by address may be
+        rewritten, and any region stored there is handed over with it."""
+        borrowed = name in self.core.io_writes or name in self.core.borrows
+        for arg, v in zip(arg_nodes, vals):
+            if isinstance(v, Res):
+                reg = st.regions.get(v.rid)
+                if reg is None:
+                    continue
+                self.use(reg, arg, f"passed to {name}()", st)
+                if not borrowed:
+                    st.regions[v.rid] = st.regions[v.rid].but(escaped=True)
+            elif isinstance(v, Addr):
+                path = v.path
+                n = len(path)
+                for key in [k for k in st.env if k[:n] == path]:
+                    held = st.env.pop(key)
+                    if isinstance(held, Res) and held.rid in st.regions:
+                        st.regions[held.rid] = st.regions[held.rid].but(escaped=True)
+            elif isinstance(v, Lin) and v.terms:
+                # A scatterlist or pool passed on, or the object holding it: its region goes too.
+                root = text(arg) if arg.type == "identifier" else None
+                for reg in list(st.regions.values()):
+                    if reg.status != LIVE or self.c.acquires[reg.acquire].identity != "cpu":
+                        continue
+                    if reg.cpu == v:
+                        self.use(reg, arg, f"passed to {name}()", st)
+                        if not borrowed:
+                            st.regions[reg.rid] = st.regions[reg.rid].but(escaped=True)
+                    elif root is not None and isinstance(reg.cpu, Addr) and reg.cpu.path[0] == root:
+                        st.regions[reg.rid] = st.regions[reg.rid].but(escaped=True)
