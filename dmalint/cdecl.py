@@ -179,17 +179,16 @@ def _gnu_attributes(args: bytes) -> Attrs:
 
 def record_attrs(spec: Node, src: SourceFile) -> Attrs:
     """Attributes on a struct/union definition: between the keyword and '{', and after '}' up to
-    the first declarator (for a typedef, to its end: ``typedef struct {...} __packed foo_t;``)."""
+    the first declarator (``typedef struct {...} __packed foo_t;``).  GCC applies attributes
+    after a declarator to what it declares (see typedef_alignment)."""
     body = spec.child_by_field_name("body")
     if body is None:
         return NO_ATTRS
     parent = spec.parent
     stop = None
-    if parent is not None and parent.type in ("field_declaration", "declaration"):
+    if parent is not None and parent.type in ("field_declaration", "declaration", "type_definition"):
         decls = parent.children_by_field_name("declarator")
         stop = decls[0].start_byte if decls else parent.end_byte
-    elif parent is not None and parent.type == "type_definition":
-        stop = parent.end_byte
     if stop is None:  # `struct foo {...} __packed;` at file level: up to the ';'
         semi = src.code.find(b";", body.end_byte, body.end_byte + 512)
         stop = semi if semi >= 0 else body.end_byte
@@ -197,6 +196,17 @@ def record_attrs(spec: Node, src: SourceFile) -> Attrs:
     for _, attrs in attributes_in(src.raw, spec.start_byte, body.start_byte):
         out = out | attrs
     for _, attrs in attributes_in(src.raw, body.end_byte, stop):
+        out = out | attrs
+    return out
+
+
+def declarator_attrs(decl: Node, declarator: Node, src: SourceFile) -> Attrs:
+    """Attributes written after one declarator of a declaration, up to the next declarator
+    (``typedef u32 wide_t __aligned(8);``: the typedef is 8-aligned, its size stays 4)."""
+    declarators = decl.children_by_field_name("declarator")
+    later = [d.start_byte for d in declarators if d.start_byte > declarator.start_byte]
+    out = NO_ATTRS
+    for _, attrs in attributes_in(src.raw, declarator.start_byte, min(later, default=decl.end_byte)):
         out = out | attrs
     return out
 
@@ -352,8 +362,8 @@ def member_declarations(body: Node, src: SourceFile):
             continue
         type_node = decl.child_by_field_name("type")
         declarators: list[tuple[Node, Node | None]] = []
-        for child in decl.children:
-            if decl.field_name_for_child(list(decl.children).index(child)) == "declarator":
+        for index, child in enumerate(decl.children):
+            if decl.field_name_for_child(index) == "declarator":
                 declarators.append((child, None))
             elif child.type == "bitfield_clause" and declarators:
                 declarators[-1] = (declarators[-1][0], child.named_children[0] if child.named_child_count else None)

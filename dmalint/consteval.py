@@ -24,8 +24,11 @@ MAX_DEPTH = 64  # macro and enum chains deeper than this are treated as unknown 
 
 @dataclass(frozen=True)
 class Target:
-    """The machine sizes are computed for.  x86-64 and arm64 share the LP64 ABI; they differ in
-    the DMA granule (``ARCH_DMA_MINALIGN``: unset, so 64 by cache line, on x86-64; 128 on arm64)."""
+    """The machine sizes are computed for: LP64 (the x86-64 and arm64 ABI) and non-coherent, the
+    kind of machine where a buffer sharing a cache line with other data is a bug.  dma_minalign
+    is its ``ARCH_DMA_MINALIGN``, which ``ARCH_KMALLOC_MINALIGN`` and ``IIO_DMA_MINALIGN`` follow
+    (64 by default, as with 64-byte lines; 128 on arm64).  x86-64 itself is coherent and leaves
+    those at 8, so for structs using them the default target is not x86-64."""
 
     page_size: int = 4096
     l1_line: int = 64
@@ -54,7 +57,7 @@ class Scope(Protocol):
 
 
 class BasicScope:
-    """A scope with ``#define``s and enum constants only: every type is unknown."""
+    """A scope with ``#define``s, enum constants and integer types only: no structs, no variables."""
 
     def __init__(self, defines: Mapping[str, Define] | None = None,
                  enums: Mapping[str, int] | None = None, target: Target = Target(),
@@ -476,9 +479,9 @@ class ConstEval:
         spelled = canonical_type_name(text(type_node.child_by_field_name("type") or type_node))
         spec = INTEGER_TYPES.get(spelled)
         if spec is None:
-            # A type we cannot size: the value passes unchanged only if it fits every integer type.
-            known = self.scope.is_type(spelled) or spelled in ("void",)
-            return value if known and 0 <= value < 128 else None
+            # A typedef of unknown signedness: the value passes if it fits whatever the sign.
+            size = self.scope.type_size(type_node) if self.scope.is_type(spelled) else None
+            return value if size and 0 <= value < 1 << (size * 8 - 1) else None
         bits, signed = spec
         value &= (1 << bits) - 1
         if signed and value >= 1 << (bits - 1):
