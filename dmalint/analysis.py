@@ -6,17 +6,20 @@ import re
 from collections import Counter
 from dataclasses import dataclass, field
 from functools import lru_cache
+from pathlib import Path
 
 from tree_sitter import Node
 
-from dmalint.callgraph import summarise
+from dmalint.callgraph import call_graph, summarise
 from dmalint.cfg import build_cfg
 from dmalint.contracts.model import Contracts, Registry
+from dmalint.driver import FunctionRecord, cross_function
 from dmalint.engine.evaluate import Scope
 from dmalint.engine.explore import DEFAULT_BUDGET, Explorer
 from dmalint.findings import Event, Finding, Notice, fingerprint
 from dmalint.parse import FunctionDef, has_pointer_declarator, iter_functions, parse, text
 from dmalint.source import SourceFile
+from dmalint.structs import StructIndex, type_name
 
 
 @dataclass
@@ -38,45 +41,83 @@ def _api_pattern(names: frozenset[str]) -> re.Pattern[bytes]:
 
 
 def analyse_source(src: SourceFile, contracts: Contracts, registry: Registry,
-                   budget: int = DEFAULT_BUDGET) -> FileResult:
-    """Findings and notices for one neutralised source file."""
-    result = FileResult(src.path)
-    tree = parse(src.code)
-    pattern = _api_pattern(contracts.api_names())
-    functions = list(iter_functions(tree.root_node))
-    summaries = summarise(functions, contracts)
-    for fn in functions:
-        result.functions += 1
-        if fn.damaged:
-            result.damaged += 1
-        body = src.code[fn.node.start_byte : fn.node.end_byte]
-        if not pattern.search(body):
-            continue
-        line = fn.node.start_point[0] + 1
-        if fn.damaged:
-            result.notices.append(Notice(src.path, line, "skipped",
-                                         f"function {fn.name}() not analysed: it does not parse "
-                                         f"(unknown macro or preprocessor construct)"))
-            continue
-        result.analysed += 1
-        for event in analyse_function(fn, src, contracts, budget, result, summaries):
-            result.findings.append(to_finding(event, src, registry))
-    result.findings.sort(key=Finding.sort_key)
-    return result
+                   budget: int = DEFAULT_BUDGET, disk_path: Path | None = None) -> FileResult:
+    """Findings and notices for one neutralised source file, analysed as a driver of its own."""
+    disk = {src.path: disk_path} if disk_path is not None else None
+    return analyse_unit([src], contracts, registry, budget, disk)[0]
+
+
+def analyse_unit(sources: list[SourceFile], contracts: Contracts, registry: Registry,
+                 budget: int = DEFAULT_BUDGET,
+                 disk_paths: dict[str, Path] | None = None) -> list[FileResult]:
+    """The files of one driver, analysed together: helpers summarised across all of them, and
+    what one function keeps in a struct member paired with what another releases."""
+    parsed = []
+    structs = StructIndex()
+    for src in sources:
+        root = parse(src.code).root_node
+        structs.add_source(src, root)
+        if disk_paths is not None and src.path in disk_paths:
+            structs.add_local_headers(src, disk_paths[src.path])
+        parsed.append((src, list(iter_functions(root))))
+    members = structs.resolved()
+    every = [fn for _, fns in parsed for fn in fns]
+    summaries = summarise(every, contracts)
+    called = {callee for _, callee in call_graph(every).edges}
+    pattern = _api_pattern(contracts.api_names() | frozenset(summaries))
+    results: dict[str, FileResult] = {}
+    records: list[FunctionRecord] = []
+    by_path = {src.path: src for src in sources}
+    for src, functions in parsed:
+        result = results[src.path] = FileResult(src.path)
+        for fn in functions:
+            result.functions += 1
+            if fn.damaged:
+                result.damaged += 1
+            body = src.code[fn.node.start_byte : fn.node.end_byte]
+            if not pattern.search(body):
+                continue
+            line = fn.node.start_point[0] + 1
+            if fn.damaged:
+                result.notices.append(Notice(src.path, line, "skipped",
+                                             f"function {fn.name}() not analysed: it does not parse "
+                                             f"(unknown macro or preprocessor construct)"))
+                continue
+            result.analysed += 1
+            explorer = analyse_function(fn, src, contracts, budget, result, summaries, structs, members)
+            for event in explorer.events_out:
+                result.findings.append(to_finding(event, src, registry))
+            records.append(FunctionRecord(fn.name, src.path, explorer.ev.field_log,
+                                          explorer.stored_leaks, fn.name not in called))
+    seen = {(f.path, f.line, f.code) for r in results.values() for f in r.findings}
+    for path, event in cross_function(records):
+        finding = to_finding(event, by_path[path], registry)
+        if (finding.path, finding.line, finding.code) not in seen:
+            seen.add((finding.path, finding.line, finding.code))
+            results[path].findings.append(finding)
+    for result in results.values():
+        result.findings.sort(key=Finding.sort_key)
+    return [results[src.path] for src in sources]
 
 
 def analyse_function(fn: FunctionDef, src: SourceFile, contracts: Contracts, budget: int,
-                     result: FileResult, summaries: dict | None = None) -> list[Event]:
+                     result: FileResult, summaries: dict | None = None,
+                     structs: StructIndex | None = None, members: dict | None = None) -> Explorer:
+    """Explore one function; the explorer keeps its events and its field log."""
     cfg = build_cfg(fn.body, contracts.core.transparent, contracts.core.noreturn, src.iterators)
     scope = function_scope(fn, contracts)
+    if structs is not None:
+        scope.types = {k: structs.canonical(v) for k, v in scope.types.items()}
+        scope.members = members or {}
     explorer = Explorer(cfg, contracts, scope, src.defines, fn.name, return_kind(fn, contracts),
                         uses_errno_convention(fn, contracts), budget, summaries)
     out = explorer.run()
+    explorer.events_out = out.events
     if not out.complete:
         result.notices.append(Notice(src.path, fn.node.start_point[0] + 1, "incomplete",
                                      f"function {fn.name}() has more paths than the analysis "
                                      f"budget ({budget} steps); some paths were not explored"))
-    return out.events
+    return explorer
 
 
 def to_finding(event: Event, src: SourceFile, registry: Registry) -> Finding:
@@ -93,6 +134,7 @@ def function_scope(fn: FunctionDef, contracts: Contracts) -> Scope:
     """Locals, parameters, and the names whose integer values matter for the paths."""
     locals_: dict[str, bool] = {}
     params: set[str] = set()
+    types: dict[str, str] = {}
     declarator = fn.node.child_by_field_name("declarator")
     while declarator is not None and declarator.type != "function_declarator":
         declarator = declarator.child_by_field_name("declarator")
@@ -103,6 +145,7 @@ def function_scope(fn: FunctionDef, contracts: Contracts) -> Scope:
             if name:
                 params.add(name)
                 locals_[name] = True
+                _record_type(name, p.child_by_field_name("type"), types)
     relevant: set[str] = set()
     fields: set[str] = set()
     tests: Counter = Counter()
@@ -117,6 +160,7 @@ def function_scope(fn: FunctionDef, contracts: Contracts) -> Scope:
                 name = _name_of(target)
                 if name:
                     locals_[name] = has_pointer_declarator(target)
+                    _record_type(name, n.child_by_field_name("type"), types)
         elif t in ("if_statement", "while_statement", "do_statement", "for_statement",
                    "switch_statement", "return_statement", "conditional_expression"):
             cond = n.child_by_field_name("condition")
@@ -128,7 +172,14 @@ def function_scope(fn: FunctionDef, contracts: Contracts) -> Scope:
             _collect_identifiers(n.child_by_field_name("arguments"), relevant, fields)
         stack.extend(n.named_children)
     repeated = frozenset(k for k, v in tests.items() if v > 1)
-    return Scope(locals_, frozenset(params), frozenset(relevant), frozenset(fields), repeated)
+    return Scope(locals_, frozenset(params), frozenset(relevant), frozenset(fields), repeated, types)
+
+
+def _record_type(name: str, type_node: Node | None, types: dict[str, str]) -> None:
+    """The struct, union or typedef name a variable is declared with (for field keys)."""
+    held = type_name(type_node)
+    if held is not None:
+        types[name] = held
 
 
 def _name_of(decl: Node | None) -> str | None:

@@ -1,28 +1,59 @@
-"""Driver-level knowledge about the file's own functions: summaries of helpers.
+"""Driver-level knowledge about the driver's own functions: summaries of its helpers.
 
-A helper that passes one of its parameters to a check function (`static int foo_map_check(priv,
-dma) { if (dma_mapping_error(priv->dev, dma)) ... }`) is itself a check of that argument, so the
-caller's mapping counts as checked.  Summaries are computed from the contracts' roles, never from
-function names.
+Drivers wrap the DMA API: `foo_map_check(priv, dma)` checks a handle, `foo_map_buf(...)` returns
+a mapping, `rtl8169_unmap_tx_skb(tp, tx_skb, desc)` unmaps the handle stored in a descriptor.  A
+summary says what calling such a helper does, in terms of its parameters, so a caller sees a
+check, an acquire or a release.  Summaries are computed from the contracts' roles and the call
+graph (networkx), never from function names, and follow helpers of helpers.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import re
+from dataclasses import dataclass, field, replace
 
+import networkx as nx
 from tree_sitter import Node
 
-from dmalint.contracts.model import Contracts
+from dmalint.contracts.model import Acquire, Contracts, Release
 from dmalint.parse import FunctionDef, text, unwrap_parens
 
 
 @dataclass(frozen=True)
-class Summary:
-    """What calling a function of this driver does to a DMA handle passed as `param`."""
+class ParamRef:
+    """An argument of an inner call expressed through the helper's parameter: parameter
+    `index`, then the member chain `fields` (`desc->addr` is ParamRef(2, ("->addr",)))."""
 
-    kind: str  # "check": the call tests the handle like the check function
-    param: int
-    negated: bool = False  # True: the helper returns true when the mapping succeeded
+    index: int
+    fields: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Summary:
+    """What calling a function of this driver does, in terms of its parameters.
+
+    kind "check": tests the handle passed as `param` like the check function (`negated`: true
+    when it returns success).  kind "acquire": returns what `contract` acquires, its arguments
+    taken from the helper's (`contract.args` are the helper's parameter indices).  kind
+    "release": performs each (release, role -> ParamRef or constant text) in `releases`.
+    kind "may-release": releases something of `families` that cannot be tied to a parameter."""
+
+    kind: str
+    param: int = 0
+    negated: bool = False
+    contract: Acquire | None = None
+    cpu_into: ParamRef | None = None  # "acquire-into": where the helper stores the CPU address
+    handle_into: ParamRef | None = None  # ... and the DMA handle
+    releases: tuple[tuple[Release, tuple[tuple[str, object], ...]], ...] = ()
+    families: frozenset[str] = field(default_factory=frozenset)
+
+    def exact_release(self, rel: Release, roles) -> bool:
+        """True when this is the helper's only release of what it names (no branch picks
+        another release of the same argument, so its size and direction can be compared)."""
+        target = {r: v for r, v in roles if r in ("handle", "cpu") and isinstance(v, ParamRef)}
+        same = [1 for _, other in self.releases
+                if {r: v for r, v in other if r in ("handle", "cpu") and isinstance(v, ParamRef)} == target]
+        return len(same) == 1
 
 
 def parameter_names(fn: FunctionDef) -> list[str]:
@@ -39,27 +70,239 @@ def parameter_names(fn: FunctionDef) -> list[str]:
     return names
 
 
-def summarise(functions: list[FunctionDef], contracts: Contracts) -> dict[str, Summary]:
-    """Summaries of the helpers among functions (one file, or all files of one driver)."""
-    out: dict[str, Summary] = {}
+def call_graph(functions: list[FunctionDef]) -> nx.DiGraph:
+    """Caller -> callee edges between the given functions."""
+    g = nx.DiGraph()
+    names = {fn.name for fn in functions}
     for fn in functions:
-        if fn.damaged:
-            continue
-        params = parameter_names(fn)
+        g.add_node(fn.name)
         for call in _calls(fn.body):
-            name = text(call.child_by_field_name("function"))
-            check = contracts.checks.get(name)
-            if check is None:
+            callee = text(call.child_by_field_name("function"))
+            if callee in names and callee != fn.name:
+                g.add_edge(fn.name, callee)
+    return g
+
+
+def summarise(functions: list[FunctionDef], contracts: Contracts, depth: int = 3) -> dict[str, Summary]:
+    """Summaries of the helpers among functions (one file, or all files of one driver).
+
+    Callees are summarised before their callers (reverse topological order of the call graph),
+    and the whole pass is repeated `depth` times so that helpers of helpers are seen through
+    even across recursion."""
+    out: dict[str, Summary] = {}
+    by_name = {fn.name: fn for fn in functions if not fn.damaged}
+    graph = call_graph(list(by_name.values()))
+    try:
+        order = list(reversed(list(nx.topological_sort(graph))))
+    except nx.NetworkXUnfeasible:
+        order = sorted(by_name)
+    for _ in range(depth):
+        changed = False
+        for name in order:
+            fn = by_name.get(name)
+            if fn is None:
                 continue
-            args = call.child_by_field_name("arguments")
-            idx = check.args.get("handle", 0)
-            if args is None or idx >= args.named_child_count:
-                continue
-            arg = unwrap_parens(args.named_children[idx])
-            if arg.type == "identifier" and text(arg) in params:
-                out[fn.name] = Summary("check", params.index(text(arg)), _returns_negation(fn, name))
-                break
+            summary = _summarise_one(fn, contracts, out)
+            if summary is not None and out.get(name) != summary:
+                out[name] = summary
+                changed = True
+        if not changed:
+            break
     return out
+
+
+def _summarise_one(fn: FunctionDef, contracts: Contracts, known: dict[str, Summary]) -> Summary | None:
+    params = parameter_names(fn)
+    check = _check_summary(fn, params, contracts, known)
+    if check is not None:
+        return check
+    acquire = _acquire_summary(fn, params, contracts, known)
+    if acquire is not None:
+        return acquire
+    into = _acquire_into_summary(fn, params, contracts, known)
+    if into is not None:
+        return into
+    return _release_summary(fn, params, contracts, known)
+
+
+def _acquire_into_summary(fn, params, contracts, known) -> Summary | None:
+    """`sp->rx.virt = dma_alloc_coherent(dev, SZ, &sp->rx.phys, GFP); if (!sp->rx.virt) return
+    -ENOMEM; return 0;`: one acquire stored into the parameters' members, in a helper that
+    reports the failure through an int return."""
+    found = None
+    for n in _walk(fn.body):
+        if n.type != "assignment_expression" or text(n.child_by_field_name("operator")) != "=":
+            continue
+        value = _strip_casts(n.child_by_field_name("right"))
+        if value.type != "call_expression":
+            continue
+        acq = _acquire_contract(value, contracts, known)
+        if acq is None or acq.out_arg is None and acq.returns == "count":
+            continue
+        cpu_into = _param_ref(n.child_by_field_name("left"), params, contracts)
+        if cpu_into is None:
+            continue
+        if found is not None:
+            return None  # two acquires: not a simple allocation helper
+        handle_into = None
+        if acq.out_arg is not None:
+            out = _arg(value, acq.out_arg)
+            out = unwrap_parens(out) if out is not None else None
+            if out is not None and out.type == "pointer_expression" and \
+                    text(out.child_by_field_name("operator")) == "&":
+                handle_into = _param_ref(out.child_by_field_name("argument"), params, contracts)
+        args = {role: params.index(text(a)) for role, idx in acq.args.items()
+                if (a := _arg(value, idx)) is not None and a.type == "identifier" and text(a) in params}
+        found = Summary("acquire-into", contract=replace(acq, function=fn.name, args=args, result="return",
+                                                         origin=f"summary of {fn.name}()"),
+                        cpu_into=cpu_into, handle_into=handle_into)
+    type_node = fn.node.child_by_field_name("type")
+    if found is None or type_node is None or text(type_node).split()[-1] not in ("int", "long"):
+        return None
+    return found
+
+
+def _check_summary(fn, params, contracts, known) -> Summary | None:
+    for call in _calls(fn.body):
+        name = text(call.child_by_field_name("function"))
+        check = contracts.checks.get(name)
+        idx = check.args.get("handle", 0) if check is not None else None
+        inner = known.get(name)
+        if check is None and inner is not None and inner.kind == "check":
+            idx = inner.param
+        if idx is None:
+            continue
+        arg = _arg(call, idx)
+        if arg is not None and arg.type == "identifier" and text(arg) in params:
+            negated = _returns_negation(fn, name)
+            if inner is not None and inner.kind == "check":
+                negated = negated != inner.negated
+            return Summary("check", params.index(text(arg)), negated)
+    return None
+
+
+def _acquire_summary(fn, params, contracts, known) -> Summary | None:
+    """A helper whose every value-returning `return` hands back one acquire's result, unchecked
+    inside (a helper that checks and returns 0 on failure changes the failure convention)."""
+    returns = [n for n in _walk(fn.body) if n.type == "return_statement" and n.named_child_count]
+    if not returns:
+        return None
+    assigned = _assigned_from_acquire(fn, contracts, known)
+    found: tuple[Node, Acquire] | None = None
+    for ret in returns:
+        value = _strip_casts(ret.named_children[0])
+        call = None
+        if value.type == "call_expression":
+            call = value
+        elif value.type == "identifier" and text(value) in assigned:
+            call = assigned[text(value)]
+        if call is None:
+            return None
+        acq = _acquire_contract(call, contracts, known)
+        if acq is None or (found is not None and found[1].function != acq.function):
+            return None
+        found = (call, acq)
+    if found is None or _checks_inside(fn, contracts, known):
+        return None
+    call, acq = found
+    args: dict[str, int] = {}
+    for role, idx in acq.args.items():
+        arg = _arg(call, idx)
+        if arg is not None and arg.type == "identifier" and text(arg) in params:
+            args[role] = params.index(text(arg))
+    result = "return"
+    if acq.out_arg is not None:
+        arg = _arg(call, acq.out_arg)
+        if arg is None or arg.type != "identifier" or text(arg) not in params:
+            return None  # the handle goes to the helper's own local: callers cannot see it
+        result = f"arg:{params.index(text(arg))}"
+    return Summary("acquire", contract=replace(acq, function=fn.name, args=args, result=result,
+                                               origin=f"summary of {fn.name}()"))
+
+
+def _release_summary(fn, params, contracts, known) -> Summary | None:
+    releases = []
+    families: set[str] = set()
+    for call in _calls(fn.body):
+        name = text(call.child_by_field_name("function"))
+        rel = contracts.releases.get(name)
+        inner = known.get(name)
+        if rel is None:
+            if inner is not None and inner.kind in ("release", "may-release"):
+                families |= inner.families
+            continue
+        families.add(rel.family)
+        roles: list[tuple[str, object]] = []
+        for role, idx in rel.args.items():
+            arg = _arg(call, idx)
+            ref = _param_ref(arg, params, contracts) if arg is not None else None
+            if ref is not None:
+                roles.append((role, ref))
+            elif arg is not None:
+                roles.append((role, " ".join(text(arg).split())))
+        if any(isinstance(v, ParamRef) for r, v in roles if r in ("handle", "cpu")):
+            releases.append((rel, tuple(roles)))
+    if releases:
+        return Summary("release", releases=tuple(releases), families=frozenset(families))
+    if families:
+        return Summary("may-release", families=frozenset(families))
+    return None
+
+
+def _param_ref(arg: Node, params: list[str], contracts: Contracts) -> ParamRef | None:
+    """`desc->addr`, `le64_to_cpu(desc->addr)`, `dma` as a parameter plus a member chain."""
+    node = _strip_casts(arg)
+    while node.type == "call_expression" and contracts.core.is_transform(text(node.child_by_field_name("function"))):
+        inner = _arg(node, 0)
+        if inner is None:
+            return None
+        node = _strip_casts(inner)
+    fields: list[str] = []
+    while node.type == "field_expression":
+        op = text(node.child_by_field_name("operator"))
+        fields.append(("->" if op == "->" else ".") + text(node.child_by_field_name("field")))
+        node = unwrap_parens(node.child_by_field_name("argument"))
+    if node.type == "identifier" and text(node) in params:
+        return ParamRef(params.index(text(node)), tuple(reversed(fields)))
+    return None
+
+
+def _acquire_contract(call: Node, contracts: Contracts, known: dict[str, Summary]) -> Acquire | None:
+    name = text(call.child_by_field_name("function"))
+    if name in contracts.acquires:
+        return contracts.acquires[name]
+    inner = known.get(name)
+    return inner.contract if inner is not None and inner.kind == "acquire" else None
+
+
+def _assigned_from_acquire(fn, contracts, known) -> dict[str, Node]:
+    out: dict[str, Node] = {}
+    for n in _walk(fn.body):
+        target = value = None
+        if n.type == "assignment_expression" and text(n.child_by_field_name("operator")) == "=":
+            target, value = n.child_by_field_name("left"), n.child_by_field_name("right")
+        elif n.type == "init_declarator":
+            target, value = n.child_by_field_name("declarator"), n.child_by_field_name("value")
+        if target is None or value is None or unwrap_parens(target).type != "identifier":
+            continue
+        value = _strip_casts(value)
+        if value.type == "call_expression" and _acquire_contract(value, contracts, known) is not None:
+            out[text(unwrap_parens(target))] = value
+    return out
+
+
+def _checks_inside(fn, contracts, known) -> bool:
+    for call in _calls(fn.body):
+        name = text(call.child_by_field_name("function"))
+        if name in contracts.checks or (name in known and known[name].kind == "check"):
+            return True
+    for n in _walk(fn.body):  # `if (!buf) return NULL;` also changes nothing, but `if (!buf)` on
+        if n.type == "if_statement":  # an acquire result is a check of a NULL-failing acquire
+            cond = text(n.child_by_field_name("condition"))
+            for name in _assigned_from_acquire(fn, contracts, known):
+                if re.search(r"\b" + re.escape(name) + r"\b", cond):
+                    return True
+    return False
 
 
 def _returns_negation(fn: FunctionDef, check: str) -> bool:
@@ -71,6 +314,19 @@ def _returns_negation(fn: FunctionDef, check: str) -> bool:
                 if inner.type == "call_expression" and text(inner.child_by_field_name("function")) == check:
                     return True
     return False
+
+
+def _strip_casts(node: Node) -> Node:
+    node = unwrap_parens(node)
+    while node.type == "cast_expression":
+        node = unwrap_parens(node.child_by_field_name("value"))
+    return node
+
+
+def _arg(call: Node, idx: int) -> Node | None:
+    args = call.child_by_field_name("arguments")
+    named = [a for a in args.named_children if a.type != "comment"] if args is not None else []
+    return named[idx] if idx < len(named) else None
 
 
 def _walk(node: Node):

@@ -8,12 +8,13 @@ function name.  Events go to `emit`; the explorer decides which ones become find
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Callable
 
 from tree_sitter import Node
 
 from dmalint.contracts.model import Contracts
+from dmalint.engine.fieldlog import FieldLog
 from dmalint.engine.roles import ContractRoles
 from dmalint.engine.state import State
 from dmalint.engine.values import TOP, ZERO, Addr, Chk, Lin, Path, Res, Value, path_text
@@ -34,6 +35,8 @@ class Scope:
     relevant: frozenset[str]  # names whose integer values are worth tracking per path
     relevant_fields: frozenset[str] = frozenset()  # struct members worth tracking likewise
     repeated_tests: frozenset[str] = frozenset()  # storage tested in two or more conditions
+    types: dict[str, str] = field(default_factory=dict)  # variable -> struct/typedef name it points to
+    members: dict = field(default_factory=dict)  # (struct, member) -> the member's struct type
 
     def tracks(self, path: Path) -> bool:
         """Whether an integer value stored at path can matter later on the path."""
@@ -69,6 +72,8 @@ class Evaluator(ContractRoles):
                  emit: EmitFn, function: str, summaries: dict | None = None):
         self.c = contracts
         self.summaries = summaries or {}
+        self.released_sites: set = set()  # acquire sites released on some path
+        self.field_log = FieldLog()
         self.core = contracts.core
         self.scope = scope
         self.defines = defines
@@ -149,10 +154,15 @@ class Evaluator(ContractRoles):
                 st.env.pop(path, None)
             else:
                 st.env[path] = value
+        if not isinstance(value, Res) and path is not None and len(path) > 1 \
+                and not self.scope.is_local_storage(path):
+            self.log_other_store(path, value)
         if isinstance(value, Res):
             reg = st.regions.get(value.rid)
             if reg is None:
                 return
+            if path is not None and not self.scope.is_local_storage(path):
+                self.log_store(path, value, reg, st, node)
             where = path_text(path) if path is not None else " ".join(text(node).split())
             if reg.handle_text.endswith("()"):
                 reg = reg.but(handle_text=where)
@@ -262,6 +272,21 @@ class Evaluator(ContractRoles):
         if _SHOUT.match(name):
             return Lin.sym(("macro", name))
         return self.read(path, st)
+
+    def value_of_text(self, source: str) -> Value:
+        """The value of a constant argument known only by its text (from a helper's body)."""
+        source = source.strip()
+        if _NUMBER.match(source):
+            return _number(source)
+        if re.fullmatch(r"[A-Za-z_]\w*", source):
+            if source in self.c.constants:
+                return Lin.of(self.c.constants[source])
+            define = self.defines.get(source)
+            if define is not None and define.params is None:
+                return self._define_value(define, 0)
+            if _SHOUT.match(source):
+                return Lin.sym(("macro", source))
+        return TOP
 
     def _define_value(self, define: Define, depth: int) -> Value:
         """An object-like macro that is an integer, a known name, or a simple sum of them."""

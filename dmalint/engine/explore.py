@@ -33,6 +33,18 @@ _COMPARISONS = {"==", "!=", "<", "<=", ">", ">="}
 _FLIP = {"==": "==", "!=": "!=", "<": ">", "<=": ">=", ">": "<", ">=": "<="}
 
 
+@dataclass(frozen=True)
+class StoredLeak:
+    """A region stored in a member and still held on a failure return; a leak when another
+    function of the driver releases that member (e.g. remove() for what probe() stored)."""
+
+    line: int
+    region: Region
+    trace: tuple
+    release: str
+    keys: frozenset
+
+
 @dataclass
 class ExploreResult:
     events: list[Event]
@@ -52,6 +64,8 @@ class Explorer:
         self.errno_convention = errno_convention
         self.budget = budget
         self.events: dict[tuple, Event] = {}
+        self.deferred_leaks: list = []
+        self.stored_leaks: list[StoredLeak] = []
         self.ev = Evaluator(contracts, scope, defines, self._emit, function, summaries)
 
     # -- events ------------------------------------------------------------------------------
@@ -105,6 +119,14 @@ class Explorer:
                 if g.edges[node, succ].get("abort"):
                     continue  # a noreturn call: the path ends unjudged
                 work.append((succ, nxt))
+        for ast, leak_st, reg, line, family in self.deferred_leaks:
+            if reg.rid in self.ev.released_sites:
+                self._emit("leak", ast, leak_st, reg, line=line, col=1,
+                           release=self.c.release_for(family))
+            else:  # the driver pass decides: is the member released by another function?
+                self.stored_leaks.append(StoredLeak(
+                    line, reg, tuple(leak_st.steps()), self.c.release_for(family),
+                    frozenset(self.ev.field_log.keys_of_region.get(reg.rid, ()))))
         return ExploreResult(sorted(self.events.values(), key=lambda e: (e.line, e.kind)), complete)
 
     def _transfer(self, node: int, data: dict, st: State):
@@ -284,7 +306,7 @@ class Explorer:
         reg = st.regions.get(v.rid)
         if reg is None or v.offset:
             return st.copy()
-        acq = self.c.acquires[reg.acquire]
+        acq = self.ev.contract_of(reg)
         if acq.failure in ("null", "zero") and v.part == acq.returns:
             return self._outcome(v.rid, failed=not truth, st=st, line=cond.start_point[0] + 1)
         if acq.failure == "negative" and v.part == acq.returns:  # `if (ret)`: an errno is failure
@@ -301,7 +323,7 @@ class Explorer:
         reg = st.regions.get(v.rid)
         if reg is None:
             return st.copy()
-        acq = self.c.acquires[reg.acquire]
+        acq = self.ev.contract_of(reg)
         if acq.failure == "negative" and op == "<":
             return self._outcome(v.rid, failed=truth, st=st, line=cond.start_point[0] + 1)
         if acq.failure == "zero" and op in ("<", ">=") and not reg.wrong_test:
@@ -353,7 +375,7 @@ class Explorer:
     def _judge_return(self, st: State, value: Value | None, line: int, ast: Node | None) -> None:
         failure = self._is_failure(value, st)
         for reg in list(st.regions.values()):
-            acq = self.c.acquires[reg.acquire]
+            acq = self.ev.contract_of(reg)
             if reg.status != LIVE:
                 continue
             unchecked = not reg.checked and not reg.wrong_test
@@ -365,12 +387,17 @@ class Explorer:
                     and not _returns_region(value, reg):
                 self._emit(event, None, st, reg, line=reg.line, col=1,
                            check=self.ev.check_phrase(acq), how="never tested for failure")
-            if failure and not reg.escaped and not acq.managed and not reg.wrong_test \
+            if failure and not reg.handed and not acq.managed and not reg.wrong_test \
                     and not _returns_region(value, reg):
-                st.step(line, "return", "returns a failure with the region still held")
-                node = ast if ast is not None else None
-                self._emit("leak", node, st, reg, line=line, col=1,
-                           release=self.c.release_for(acq.family))
+                leak_st = st.copy()
+                leak_st.step(line, "return", "returns a failure with the region still held")
+                if not reg.escaped:
+                    self._emit("leak", ast, leak_st, reg, line=line, col=1,
+                               release=self.c.release_for(acq.family))
+                else:
+                    # Stored in driver state: a leak only if this function itself releases the
+                    # region on another path (then this failure path forgot to).
+                    self.deferred_leaks.append((ast, leak_st, reg, line, acq.family))
 
     def _is_failure(self, value: Value | None, st: State) -> bool:
         """Whether this return reports failure by the kernel's conventions."""

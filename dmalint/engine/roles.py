@@ -10,6 +10,7 @@ from __future__ import annotations
 from tree_sitter import Node
 
 from dmalint.contracts.model import Acquire, Release, Sync
+from dmalint.engine.fieldlog import Side, canonical, field_key, long_key, member_read
 from dmalint.engine.state import FAILED, LIVE, RELEASED, Region, State
 from dmalint.engine.values import TOP, Addr, Chk, Lin, Res, Value
 from dmalint.parse import text
@@ -17,6 +18,17 @@ from dmalint.parse import text
 DMA_BIDIRECTIONAL = "DMA_BIDIRECTIONAL"
 _CHECK_PHRASE = {"zero": "a test of the returned count for 0",
                  "negative": "a test of the returned error", "null": "a NULL check"}
+
+
+def role_of(rel: Release, index: int) -> str | None:
+    return next((role for role, i in rel.args.items() if i == index), None)
+
+
+def _any_family(rel: Release, family: str) -> Release:
+    """The release as if of the region's own family: which of a helper's releases runs is not
+    known at the call."""
+    return Release(rel.function, family, rel.debug_type, rel.args, rel.managed, rel.irqs_enabled,
+                   rel.origin)
 
 
 class ContractRoles:
@@ -41,10 +53,95 @@ class ContractRoles:
         if check is not None:
             return True, self.check(name, check.args.get("handle", 0), node, arg_nodes, vals, st)
         summary = self.summaries.get(name)
-        if summary is not None and summary.kind == "check":
+        if summary is None:
+            return False, TOP
+        if summary.kind == "check":
             value = self.check(name, summary.param, node, arg_nodes, vals, st)
             return True, value.flip() if isinstance(value, Chk) and summary.negated else value
+        if summary.kind == "acquire":
+            return True, self.acquire(summary.contract, node, arg_nodes, vals, st)
+        if summary.kind == "acquire-into":
+            return True, self._acquire_into(summary, node, arg_nodes, vals, st)
+        if summary.kind == "release":
+            done: set = set()
+            for rel, roles in summary.releases:
+                self._release_through(name, rel, roles, node, arg_nodes, vals, st, done,
+                                      exact=summary.exact_release(rel, roles))
+            return True, Lin.sym(("call", node.start_byte))
+        if summary.kind == "may-release" and any(not (isinstance(v, Lin) and v.is_const) for v in vals):
+            # It frees something of these families we cannot name: whatever we hold of them
+            # may be gone, so it is no longer ours to judge.
+            for reg in list(st.regions.values()):
+                if reg.status == LIVE and self.contract_of(reg).family in summary.families:
+                    st.regions[reg.rid] = reg.but(escaped=True, handed=True)
         return False, TOP
+
+    def contract_of(self, reg: Region) -> Acquire:
+        """The acquire contract of a region: the API's, or a wrapper's summary."""
+        acq = self.c.acquires.get(reg.acquire)
+        if acq is None:
+            acq = self.summaries[reg.acquire].contract
+        return acq
+
+    def _acquire_into(self, summary, node: Node, arg_nodes: list[Node], vals: list[Value],
+                      st: State) -> Value:
+        """An allocation helper: the region lands in the caller's storage; the helper's return
+        value is non-zero exactly when the acquire failed."""
+        self.acquire(summary.contract, node, arg_nodes, vals, st)
+        rid = node.start_byte
+        for ref, part in ((summary.cpu_into, "cpu"), (summary.handle_into, "handle")):
+            if ref is None:
+                continue
+            path = self._caller_path(ref, arg_nodes, vals, st)
+            if path is not None:
+                self.store(path, Res(rid, part), st, node, by_acquire=True)
+        return Chk(rid)
+
+    def _caller_path(self, ref, arg_nodes: list[Node], vals: list[Value], st: State):
+        """The caller's storage a helper's `param->a.b` names."""
+        if ref.index >= len(arg_nodes):
+            return None
+        base = vals[ref.index]
+        path = base.path if isinstance(base, Addr) else self.lvalue(arg_nodes[ref.index], st)
+        if path is None:
+            return None
+        fields = ref.fields
+        if isinstance(base, Addr) and fields and fields[0].startswith("->"):
+            fields = ("." + fields[0][2:],) + fields[1:]
+        return path + fields
+
+    def _release_through(self, helper: str, rel: Release, roles, node: Node, arg_nodes: list[Node],
+                         vals: list[Value], st: State, done: set, exact: bool) -> None:
+        """A helper's release, with its arguments rebuilt from the caller's.  A region is
+        released once per call even when the helper has several releases of it on different
+        branches; then (`exact` False) its arguments are not compared with the acquire's."""
+        width = max(rel.args.values()) + 1
+        inner_vals: list[Value] = [TOP] * width
+        inner_nodes: list[Node | None] = [None] * width
+        for role, ref in roles:
+            idx = rel.args[role]
+            if isinstance(ref, str):
+                inner_vals[idx] = self.value_of_text(ref)
+                continue
+            if ref.index >= len(arg_nodes):
+                continue
+            inner_nodes[idx] = arg_nodes[ref.index]
+            if not ref.fields:
+                inner_vals[idx] = vals[ref.index]
+                continue
+            path = self._caller_path(ref, arg_nodes, vals, st)
+            if path is not None:
+                inner_vals[idx] = self.read(path, st)
+        reg = self.region_of(rel.args, inner_vals, st)[0]
+        if reg is None or reg.rid in done:
+            return
+        done.add(reg.rid)
+        st.step(node.start_point[0] + 1, "call", f"{helper}() calls {rel.function}()")
+        if not exact:
+            inner_vals = [v if role_of(rel, i) in ("handle", "cpu") else TOP
+                          for i, v in enumerate(inner_vals)]
+            rel = _any_family(rel, self.contract_of(reg).family)
+        self.release(rel, node, [n if n is not None else node for n in inner_nodes], inner_vals, st)
 
     def check_phrase(self, acq: Acquire) -> str:
         """How the failure of this acquire is tested, for messages."""
@@ -88,6 +185,10 @@ class ContractRoles:
         out = acq.out_arg
         if out is not None and out < len(vals) and isinstance(vals[out], Addr):
             self.store(vals[out].path, Res(rid, "handle"), st, node, by_acquire=True)
+        held_in = member_read(cpu) if acq.identity == "cpu" else None
+        if held_in is not None and not self.scope.is_local_storage(held_in):
+            # a scatterlist kept in a struct member: pair it with releases elsewhere
+            self.log_store(held_in, Res(rid, "cpu"), st.regions[rid], st, node)
         return Res(rid, acq.returns)
 
     # -- finding the region a call is about ----------------------------------------------------
@@ -102,7 +203,7 @@ class ContractRoles:
                 return st.regions[v.rid], role
             if role == "cpu" and isinstance(v, (Lin, Addr)) and not (isinstance(v, Lin) and not v.terms):
                 for reg in st.regions.values():
-                    if self.c.acquires[reg.acquire].identity == "cpu" and reg.cpu == v:
+                    if self.contract_of(reg).identity == "cpu" and reg.cpu == v:
                         return reg, role
         return None, ""
 
@@ -113,8 +214,9 @@ class ContractRoles:
         line = node.start_point[0] + 1
         if reg is None:
             self._irqs_check(rel, node, st, None)
-            return  # a region acquired elsewhere: judged across functions, not here
-        acq = self.c.acquires[reg.acquire]
+            self.log_release(rel, node, arg_nodes, vals, st)
+            return  # a region acquired elsewhere: judged across functions, by the driver pass
+        acq = self.contract_of(reg)
         if reg.status == RELEASED:
             self.emit("double-release", node, st, reg, release=rel.function,
                       first_line=reg.release_line)
@@ -142,6 +244,7 @@ class ContractRoles:
             self._cpu_check(reg, rel, node, arg_nodes, vals, st)
             self._pool_checks(reg, acq, rel, node, arg_nodes, vals, st)
         self._irqs_check(rel, node, st, reg)
+        self.released_sites.add(reg.rid)
         st.regions[reg.rid] = st.regions[reg.rid].but(status=RELEASED, release_line=line)
         st.step(line, "release", f"{rel.function}() releases the region from line {reg.line}")
 
@@ -277,7 +380,7 @@ class ContractRoles:
         own = st.regions.get(v.rid) if isinstance(v, Res) and v.part == "handle" and not v.offset else None
         pending = [r for r in st.regions.values()
                    if r.status == LIVE and not r.checked and not r.wrong_test and r is not own
-                   and self.c.acquires[r.acquire].failure == "check"]
+                   and self.contract_of(r).failure == "check"]
         target = max(pending, key=lambda r: r.line) if pending else None
         reason = None
         if own is not None and own.checked and target is not None and target.line > own.line:
@@ -305,7 +408,7 @@ class ContractRoles:
     def use(self, reg: Region, node: Node, how: str, st: State) -> None:
         """The region reaches the device or another function: its acquire must have been
         tested for failure first."""
-        acq = self.c.acquires[reg.acquire]
+        acq = self.contract_of(reg)
         if reg.status != LIVE or reg.checked or reg.wrong_test:
             return
         event = "unchecked-alloc-use" if acq.failure == "null" else "unchecked-use"
@@ -324,23 +427,85 @@ class ContractRoles:
                     continue
                 self.use(reg, arg, f"passed to {name}()", st)
                 if not borrowed:
-                    st.regions[v.rid] = st.regions[v.rid].but(escaped=True)
+                    st.regions[v.rid] = st.regions[v.rid].but(escaped=True, handed=True)
             elif isinstance(v, Addr):
                 path = v.path
                 n = len(path)
+                self.log_other_store(path, TOP)
                 for key in [k for k in st.env if k[:n] == path]:
                     held = st.env.pop(key)
                     if isinstance(held, Res) and held.rid in st.regions:
-                        st.regions[held.rid] = st.regions[held.rid].but(escaped=True)
+                        st.regions[held.rid] = st.regions[held.rid].but(escaped=True, handed=True)
             elif isinstance(v, Lin) and v.terms:
                 # A scatterlist or pool passed on, or the object holding it: its region goes too.
                 root = text(arg) if arg.type == "identifier" else None
                 for reg in list(st.regions.values()):
-                    if reg.status != LIVE or self.c.acquires[reg.acquire].identity != "cpu":
+                    if reg.status != LIVE or self.contract_of(reg).identity != "cpu":
                         continue
                     if reg.cpu == v:
                         self.use(reg, arg, f"passed to {name}()", st)
                         if not borrowed:
-                            st.regions[reg.rid] = st.regions[reg.rid].but(escaped=True)
+                            st.regions[reg.rid] = st.regions[reg.rid].but(escaped=True, handed=True)
                     elif root is not None and isinstance(reg.cpu, Addr) and reg.cpu.path[0] == root:
-                        st.regions[reg.rid] = st.regions[reg.rid].but(escaped=True)
+                        st.regions[reg.rid] = st.regions[reg.rid].but(escaped=True, handed=True)
+
+    # -- the field log, for the driver-level pass ----------------------------------------------
+    def log_store(self, path, value: Res, reg: Region, st: State, node: Node) -> None:
+        """A region (or its mapped count) stored into a struct member."""
+        key = field_key(path, self.scope.types, self.scope.members)
+        if key is None:
+            return
+        log = self.field_log
+        if value.part == "count" and self.contract_of(reg).identity == "cpu":
+            log.count_stores[key] = (reg.acquire, node.start_point[0] + 1)
+            return
+        log.keys_of_region.setdefault(reg.rid, set()).add(key)
+        acq = self.contract_of(reg)
+        types = self.scope.types
+        log.merge(log.stores, (reg.rid, key), Side(
+            key, reg.acquire, acq.family, acq.managed, canonical(reg.size, types, self.scope.members), reg.size_text,
+            canonical(reg.direction, types, self.scope.members), reg.direction_text, canonical(reg.count, types, self.scope.members),
+            reg.count_text, reg.line, self.function, tuple(st.steps()),
+            indexed=any(p.startswith("[") for p in path), long_key=long_key(path, types)))
+
+    def log_release(self, rel: Release, node: Node, arg_nodes: list[Node], vals: list[Value],
+                    st: State) -> None:
+        """A release of a handle read from a struct member: paired by the driver pass."""
+        key = chain = None
+        for role in ("handle", "cpu"):
+            idx = rel.args.get(role)
+            if idx is not None and idx < len(vals):
+                read = member_read(vals[idx])
+                key = field_key(read, self.scope.types, self.scope.members)
+                if key is not None:
+                    chain = long_key(read, self.scope.types)
+                    break
+        if key is None:
+            return
+        types = self.scope.types
+
+        def arg(role: str) -> tuple[Value, str]:
+            idx = rel.args.get(role)
+            if idx is None or idx >= len(vals):
+                return TOP, ""
+            return canonical(vals[idx], types, self.scope.members), " ".join(text(arg_nodes[idx]).split())
+
+        size, size_text = arg("size")
+        direction, direction_text = arg("direction")
+        count, count_text = arg("count")
+        cidx = rel.args.get("count")
+        count_key = field_key(member_read(vals[cidx]), types, self.scope.members) if cidx is not None and cidx < len(vals) else None
+        line = node.start_point[0] + 1
+        self.field_log.merge(self.field_log.releases, (line, key, rel.function), Side(
+            key, rel.function, rel.family, rel.managed, size, size_text, direction,
+            direction_text, count, count_text, line, self.function, tuple(st.steps()), count_key,
+            long_key=chain))
+
+    def log_other_store(self, path, value: Value) -> None:
+        """A member that also receives values we do not track (another API, a copy): pairing
+        its releases with our acquires would be guesswork."""
+        if isinstance(value, Lin) and value.is_const:
+            return  # clearing a handle (= 0) is bookkeeping, not another source
+        key = field_key(path, self.scope.types, self.scope.members)
+        if key is not None:
+            self.field_log.polluted.add(key)

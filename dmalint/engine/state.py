@@ -24,7 +24,8 @@ class Region:
     checked: bool = False
     outcome_known: bool = False  # a branch decided success or failure
     wrong_test: bool = False  # tested in a way that cannot detect failure (already reported)
-    escaped: bool = False
+    escaped: bool = False  # stored in driver state, handed to another function, or returned
+    handed: bool = False  # handed to another function or returned: ownership may have moved
     store_line: int | None = None  # first store into driver state, for unchecked reports
     store_col: int = 1
     store_how: str = ""

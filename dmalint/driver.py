@@ -1,0 +1,150 @@
+"""The driver-level pass: pair what one function stores in a struct member with what another
+function releases from it.
+
+Inputs are the field logs of every function of one driver (the files analysed together).  Three
+judgements, each conservative where drivers legitimately vary:
+
+- a release whose family, direction, size or entry count matches NONE of the acquires stored
+  under the same member elsewhere is a mismatch (a ring slot that holds both single and page
+  mappings, released by a matching call chosen per slot, is therefore never reported);
+- a region stored in a single member (not a ring slot) and still held on a failure return of a
+  function no other driver function calls (an ops callback such as probe or open) leaks when
+  another function releases that member: remove() never runs after a failed probe();
+- the mapped count of a scatterlist stored in a member and later passed as the unmap's count.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from dmalint.engine.explore import StoredLeak
+from dmalint.engine.fieldlog import FieldLog, Side
+from dmalint.engine.state import Step
+from dmalint.engine.values import Lin
+from dmalint.findings import Event
+
+
+@dataclass
+class FunctionRecord:
+    """One analysed function's contribution to the driver pass."""
+
+    function: str
+    path: str
+    log: FieldLog
+    stored_leaks: list[StoredLeak]
+    is_root: bool = True  # no function of the driver calls it (an ops callback: probe, open)
+
+
+def key_text(key: tuple) -> str:
+    return f"struct {key[0]}." + ".".join(key[1:])
+
+
+def cross_function(records: list[FunctionRecord]) -> list[tuple[str, Event]]:
+    """Events (with the path of the file they belong to) found only across functions."""
+    stores: dict[tuple, list[tuple[FunctionRecord, Side]]] = {}
+    releases: dict[tuple, list[tuple[FunctionRecord, Side]]] = {}
+    counts: dict[tuple, tuple[str, int, str, str]] = {}
+    polluted: set = set()
+    for rec in records:
+        polluted |= rec.log.polluted
+        for side in rec.log.stores.values():
+            stores.setdefault(side.key, []).append((rec, side))
+        for side in rec.log.releases.values():
+            releases.setdefault(side.key, []).append((rec, side))
+        for key, (acquire, line) in rec.log.count_stores.items():
+            counts[key] = (acquire, line, rec.function, rec.path)
+    out: list[tuple[str, Event]] = []
+    for key, rels in sorted(releases.items(), key=lambda kv: repr(kv[0])):
+        if key in polluted:
+            continue  # the member also holds handles from calls we do not model
+        for rec, rel in rels:
+            acquired = [(r, a) for r, a in stores.get(key, []) if a.related(rel)]
+            if any(r.function != rec.function for r, _ in acquired):
+                out.extend((rec.path, ev) for ev in _mismatches(key, rec, rel, acquired, counts))
+    for rec in records:
+        if not rec.is_root:
+            continue  # a helper's caller may clean up when it fails
+        for leak in rec.stored_leaks:
+            stored = [side for (rid, _), side in rec.log.stores.items()
+                      if rid == leak.region.rid and not side.indexed]
+            found = next(((side, r, s) for side in stored for r, s in releases.get(side.key, [])
+                          if r.function != rec.function and s.related(side)), None)
+            if found is not None:
+                side, r, s = found
+                out.append((rec.path, _stored_leak_event(rec, leak, side.key, (r, s))))
+    return out
+
+
+def _where(rec: FunctionRecord, side: Side, here: FunctionRecord) -> str:
+    place = f"{side.line} in {side.in_function}()"
+    return place if rec.path == here.path else f"{place} of {rec.path}"
+
+
+def _cross_trace(arec: FunctionRecord, acq: Side, rrec: FunctionRecord, rel: Side) -> tuple[Step, ...]:
+    first = tuple(Step(s.line, s.kind, s.message, arec.path) for s in acq.trace)
+    stored = Step(acq.line, "store", f"the region is kept in {key_text(acq.key)}", arec.path)
+    second = tuple(Step(s.line, s.kind, s.message, rrec.path) for s in rel.trace)
+    return first + (stored,) + second
+
+
+def _event(kind: str, rrec: FunctionRecord, rel: Side, arec: FunctionRecord, acq: Side,
+           **fields) -> Event:
+    data = {"handle": key_text(rel.key), "acquire": acq.function,
+            "acquire_line": _where(arec, acq, rrec)}
+    data.update(fields)
+    return Event(kind, rel.line, 1, rrec.function, data, _cross_trace(arec, acq, rrec, rel),
+                 related=((acq.line, f"{acq.function}() in {acq.in_function}() acquires it"),),
+                 anchor=f"{acq.function}:{key_text(rel.key)}")
+
+
+def _differs(a, b) -> bool:
+    if not isinstance(a, Lin) or not isinstance(b, Lin):
+        return False
+    d = a.add(b, -1)
+    return d.is_const and d.const != 0
+
+
+def _mismatches(key, rrec, rel: Side, others, counts) -> list[Event]:
+    """A release compared with every acquire kept in the same member (the first one from
+    another function names the acquire in the message)."""
+    events = []
+    arec, acq = next(((r, a) for r, a in others if r.function != rrec.function), others[0])
+    # A release function that picks between families for this member (a flag per slot says
+    # page or single) is trusted to pick right.
+    chooses = any(s.family != rel.family and s.related(rel) for s in rrec.log.releases.values())
+    if not chooses and all(a.family != rel.family for _, a in others) \
+            and all(a.managed == rel.managed for _, a in others):
+        events.append(_event("release-family-mismatch", rrec, rel, arec, acq, release=rel.function,
+                             acquire_family=acq.family, release_family=rel.family))
+    if all(_differs(a.direction, rel.direction) for _, a in others):
+        events.append(_event("release-direction-mismatch", rrec, rel, arec, acq,
+                             release=rel.function, acquire_direction=acq.direction_text,
+                             release_direction=rel.direction_text))
+    if all(_differs(a.size, rel.size) for _, a in others):
+        events.append(_event("release-size-mismatch", rrec, rel, arec, acq, release=rel.function,
+                             acquire_size=acq.size_text, release_size=rel.size_text))
+    if rel.count_key is not None and rel.count_key in counts:
+        acquire, line, fn, _path = counts[rel.count_key]
+        events.append(_event("release-count-mismatch", rrec, rel, arec, acq, call=rel.function,
+                             count=rel.count_text,
+                             reason=f"'{rel.count_text}', the count {acquire}() returned in "
+                                    f"{fn}() (line {line}), not the nents it was given"))
+    elif all(_differs(a.count, rel.count) for _, a in others):
+        events.append(_event("release-count-mismatch", rrec, rel, arec, acq, call=rel.function,
+                             count=rel.count_text,
+                             reason=f"{rel.count_text}, but {acq.count_text} entries were mapped"))
+    return events
+
+
+def _stored_leak_event(rec: FunctionRecord, leak: StoredLeak, key, elsewhere) -> Event:
+    rrec, rel = elsewhere
+    reg = leak.region
+    data = {"handle": reg.handle_text, "acquire": reg.acquire, "acquire_line": reg.line,
+            "release": leak.release}
+    trace = leak.trace + (Step(rel.line, "note", f"{rel.in_function}() releases {key_text(key)} "
+                                                 f"with {rel.function}()", rrec.path),)
+    return Event("leak", leak.line, 1, rec.function, data, trace,
+                 related=((reg.line, f"{reg.acquire}() acquires the region here"),
+                          (rel.line, f"{rel.in_function}() releases {key_text(key)}, but it does "
+                                     f"not run when this function fails")),
+                 anchor=f"{reg.acquire}:{reg.handle_text}")

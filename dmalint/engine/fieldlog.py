@@ -1,0 +1,141 @@
+"""What one function does to DMA regions kept in struct members, for the driver-level pass.
+
+Drivers map in one function and unmap in another (transmit and completion, probe and remove),
+carrying the handle in `priv->rx_dma` or a ring slot.  While a function is explored, every region
+stored into a member and every release or sync of a handle read from a member is logged here
+under a *field key*: the innermost struct type and the member (`struct foo_priv *priv;
+priv->ring[i].dma` -> ("foo_ring_entry", "dma") when `ring` holds `struct foo_ring_entry`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+
+from dmalint.engine.state import Step
+from dmalint.engine.values import TOP, Lin, Path, Value
+
+FieldKey = tuple  # (struct type, member, member, ...)
+
+
+@dataclass(frozen=True)
+class Side:
+    """One end of a pairing: an acquire stored into a member, or a release reading one."""
+
+    key: FieldKey  # (innermost struct, member)
+    function: str  # the API function (or a helper's summary) at this end
+    family: str
+    managed: bool
+    size: Value  # canonical: symbols of members are ("field", key), never a local's name
+    size_text: str
+    direction: Value
+    direction_text: str
+    count: Value
+    count_text: str
+    line: int
+    in_function: str
+    trace: tuple[Step, ...]
+    count_key: FieldKey | None = None  # a release's count read from a member (the mapped count?)
+    indexed: bool = False  # stored in an array element (a ring slot), not a single member
+    long_key: FieldKey | None = None  # the whole chain from the root's type: (priv, tx, dma)
+
+    def related(self, other: "Side") -> bool:
+        """Whether two sides may be about the same storage: same member of the same struct,
+        and not provably different rings (priv->tx[i].dma and priv->rx[i].dma are apart; a
+        bare `slot->dma` could be either)."""
+        if self.key != other.key:
+            return False
+        if self.long_key is None or other.long_key is None:
+            return True
+        return (self.long_key == other.long_key or self.long_key[:1] + self.long_key[-1:] == self.key
+                or other.long_key[:1] + other.long_key[-1:] == other.key)
+
+
+@dataclass
+class FieldLog:
+    """The sides one function produced, and its deferred leaks with the keys their regions were
+    stored under."""
+
+    stores: dict[tuple, Side] = field(default_factory=dict)  # (rid, key) -> side
+    releases: dict[tuple, Side] = field(default_factory=dict)  # (line, key, function) -> side
+    count_stores: dict[tuple, tuple[FieldKey, int]] = field(default_factory=dict)  # key -> (acq key, line)
+    keys_of_region: dict[object, set] = field(default_factory=dict)  # rid -> field keys
+    polluted: set = field(default_factory=set)  # keys that also receive values we do not track
+
+    def merge(self, table: dict, key: tuple, side: Side) -> None:
+        """Log a side; seen again on another path with other values, the values are unknown."""
+        old = table.get(key)
+        if old is None:
+            table[key] = side
+            return
+        changes = {}
+        for attr in ("size", "direction", "count"):
+            if getattr(old, attr) != getattr(side, attr):
+                changes[attr] = TOP
+        if changes:
+            table[key] = replace(old, **changes)
+
+
+def field_key(path: Path | None, types: dict[str, str],
+              members: dict[tuple[str, str], str] | None = None) -> FieldKey | None:
+    """The field key of a storage path: (innermost struct type, member).
+
+    `ring->slots[i].dma` with `ring` a `struct foo_ring *` whose `slots` are `struct foo_slot`
+    is ("foo_slot", "dma"), the same key as `slot->dma` with `slot` a `struct foo_slot *`.
+    `members` maps (struct, member) to the member's struct type; when a link is missing, only a
+    single-member path has a key."""
+    chain = long_key(path, types)
+    if chain is None:
+        return None
+    owner = chain[0]
+    for name in chain[1:-1]:
+        inner = (members or {}).get((owner, name.removesuffix("[]")))
+        if inner is None:
+            return None
+        owner = inner
+    return (owner, chain[-1])
+
+
+def long_key(path: Path | None, types: dict[str, str]) -> FieldKey | None:
+    """(root's struct type, member, member, ...), indices dropped."""
+    if not path or len(path) < 2 or path[0] not in types:
+        return None
+    names = []
+    for part in path[1:]:
+        if part.startswith("->"):
+            names.append(part[2:])
+        elif part.startswith("."):
+            names.append(part[1:])
+    if not names:
+        return None
+    if path[-1].startswith("[") or path[-1] == "*":
+        names[-1] += "[]"  # an element a member points to, not the member itself
+    return (types[path[0]],) + tuple(names)
+
+
+def canonical(value: Value | None, types: dict[str, str],
+              members: dict[tuple[str, str], str] | None = None) -> Value:
+    """A value comparable across functions: members become field keys, everything local or
+    call-dependent makes it TOP."""
+    if not isinstance(value, Lin):
+        return TOP
+    terms = []
+    for sym, k in value.terms:
+        if sym[0] == "init":
+            key = field_key(sym[1:], types, members)
+            if key is None:
+                return TOP
+            terms.append((("field",) + key, k))
+        elif sym[0] in ("macro", "sizeof", "errno"):
+            terms.append((sym, k))
+        else:
+            return TOP
+    return Lin(tuple(sorted(terms, key=repr)), value.const)
+
+
+def member_read(value: Value | None) -> Path | None:
+    """The storage path a value was read from unchanged (`priv->rx_dma` on entry), or None."""
+    if isinstance(value, Lin) and value.const == 0 and len(value.terms) == 1:
+        sym, k = value.terms[0]
+        if k == 1 and sym[0] == "init" and len(sym) > 2:
+            return sym[1:]
+    return None

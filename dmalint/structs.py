@@ -1,0 +1,110 @@
+"""Which struct each struct member holds: enough type knowledge to name a member by its
+innermost struct (`ring->slots[i].dma` and `slot->dma` are the same member).
+
+Built from the struct definitions of the driver's files and of the local headers they include
+(`#include "foo.h"` next to the file).  Typedef names are resolved to their struct tags.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from tree_sitter import Node
+
+from dmalint.contracts.loader import load_macro_tables
+from dmalint.parse import parse, text
+from dmalint.source import SourceError, SourceFile, read_source
+
+
+def type_name(type_node: Node | None) -> str | None:
+    """The struct/union tag or typedef name a type specifier names, or None."""
+    if type_node is None:
+        return None
+    if type_node.type in ("struct_specifier", "union_specifier"):
+        tag = type_node.child_by_field_name("name")
+        return text(tag) if tag is not None else None
+    if type_node.type == "type_identifier":
+        return text(type_node)
+    return None
+
+
+class StructIndex:
+    """(struct, member) -> the struct type the member holds (itself, or per array element)."""
+
+    def __init__(self) -> None:
+        self.members: dict[tuple[str, str], str] = {}
+        self.aliases: dict[str, str] = {}  # typedef name -> struct tag
+        self._seen: set[str] = set()
+
+    def canonical(self, name: str) -> str:
+        return self.aliases.get(name, name)
+
+    def add_source(self, src: SourceFile, root: Node | None = None) -> None:
+        if src.path in self._seen:
+            return
+        self._seen.add(src.path)
+        root = root if root is not None else parse(src.code).root_node
+        stack = [root]
+        while stack:
+            n = stack.pop()
+            if n.type == "type_definition":
+                self._typedef(n)
+            if n.type in ("struct_specifier", "union_specifier") and \
+                    n.child_by_field_name("body") is not None:
+                self._struct(n)
+            stack.extend(n.named_children)
+
+    def add_local_headers(self, src: SourceFile, disk_path: Path) -> None:
+        """The `#include "x.h"` headers next to a file, when they exist."""
+        for name, _ in src.includes:
+            header = disk_path.parent / name
+            key = str(header)
+            if key in self._seen or not header.is_file():
+                continue
+            try:
+                self.add_source(read_source(header, key, load_macro_tables()))
+            except SourceError:
+                self._seen.add(key)
+
+    def resolved(self) -> dict[tuple[str, str], str]:
+        """The member map with every typedef name replaced by its tag."""
+        return {(self.canonical(s), m): self.canonical(t) for (s, m), t in self.members.items()}
+
+    def _typedef(self, n: Node) -> None:
+        tag = type_name(n.child_by_field_name("type"))
+        for decl in n.children_by_field_name("declarator"):
+            if decl.type == "type_identifier" and tag is not None:
+                self.aliases[text(decl)] = tag
+
+    def _struct(self, n: Node) -> None:
+        name = type_name(n)
+        if name is None:
+            parent = n.parent
+            if parent is not None and parent.type == "type_definition":
+                decls = parent.children_by_field_name("declarator")
+                name = text(decls[0]) if decls and decls[0].type == "type_identifier" else None
+        if name is None:
+            return
+        self._body(name, n.child_by_field_name("body"))
+
+    def _body(self, name: str, body: Node) -> None:
+        for field in body.named_children:
+            if field.type != "field_declaration":
+                continue
+            type_node = field.child_by_field_name("type")
+            held = type_name(type_node)
+            for decl in field.children_by_field_name("declarator"):
+                member = decl
+                while member is not None and member.type != "field_identifier":
+                    member = member.child_by_field_name("declarator")
+                if member is None:
+                    continue
+                inner = held
+                if inner is None and type_node is not None and \
+                        type_node.type in ("struct_specifier", "union_specifier") and \
+                        type_node.child_by_field_name("body") is not None:
+                    # an anonymous struct member: named after its place, `outer.member`
+                    inner = f"{name}.{text(member)}"
+                    self._body(inner, type_node.child_by_field_name("body"))
+                if inner is not None:
+                    self.members[(name, text(member))] = inner
