@@ -137,7 +137,9 @@ def _acquire_into_summary(fn, params, contracts, known) -> Summary | None:
         if value.type != "call_expression":
             continue
         acq = _acquire_contract(value, contracts, known)
-        if acq is None or acq.out_arg is None and acq.returns == "count":
+        if acq is None or acq.failure != "null":
+            # Only allocations: a mapping helper usually keeps more state (a length, a flag)
+            # that tells its callers whether there is anything to unmap, which we cannot see.
             continue
         cpu_into = _param_ref(n.child_by_field_name("left"), params, contracts)
         if cpu_into is None:
