@@ -10,10 +10,11 @@ from pathlib import Path
 
 from tree_sitter import Node
 
-from dmalint.callgraph import call_graph, summarise
+from dmalint.callgraph import buffer_params, call_graph, summarise
 from dmalint.cfg import build_cfg
 from dmalint.contracts.model import Contracts, Registry
 from dmalint.driver import FunctionRecord, cross_function
+from dmalint.engine.fieldlog import field_key
 from dmalint.engine.evaluate import Scope
 from dmalint.engine.explore import DEFAULT_BUDGET, Explorer
 from dmalint.findings import Event, Finding, Notice, fingerprint
@@ -63,8 +64,11 @@ def analyse_unit(sources: list[SourceFile], contracts: Contracts, registry: Regi
     members = structs.resolved()
     every = [fn for _, fns in parsed for fn in fns]
     summaries = summarise(every, contracts)
+    buffers = buffer_params(every, contracts)
+    cookies = cookie_members(parsed, contracts, structs, members)
     called = {callee for _, callee in call_graph(every).edges}
-    pattern = _api_pattern(contracts.api_names() | frozenset(summaries))
+    pattern = _api_pattern(contracts.api_names() | frozenset(summaries) | frozenset(buffers))
+    cookie_names = [key[-1].encode() for key in cookies]
     results: dict[str, FileResult] = {}
     records: list[FunctionRecord] = []
     by_path = {src.path: src for src in sources}
@@ -75,7 +79,7 @@ def analyse_unit(sources: list[SourceFile], contracts: Contracts, registry: Regi
             if fn.damaged:
                 result.damaged += 1
             body = src.code[fn.node.start_byte : fn.node.end_byte]
-            if not pattern.search(body):
+            if not pattern.search(body) and not any(c in body for c in cookie_names):
                 continue
             line = fn.node.start_point[0] + 1
             if fn.damaged:
@@ -84,12 +88,34 @@ def analyse_unit(sources: list[SourceFile], contracts: Contracts, registry: Regi
                                              f"(unknown macro or preprocessor construct)"))
                 continue
             result.analysed += 1
-            explorer = analyse_function(fn, src, contracts, budget, result, summaries, structs, members)
+            explorer = analyse_function(fn, src, contracts, budget, result, summaries, structs,
+                                        members, buffers, cookies)
             for event in explorer.events_out:
                 result.findings.append(to_finding(event, src, registry))
             records.append(FunctionRecord(fn.name, src.path, explorer.ev.field_log,
                                           explorer.stored_leaks, fn.name not in called))
     seen = {(f.path, f.line, f.code) for r in results.values() for f in r.findings}
+    # Cookies kept in members by one function and touched by another: a second look at the
+    # functions that read those members, now that every function's stores are known.
+    stored = {side.key: (f"{side.function}() in {side.in_function}()", side.line)
+              for rec in records for side in rec.log.stores.values() if side.cookie}
+    extra = {k: v for k, v in stored.items() if k not in cookies}
+    if extra:
+        every_cookie = {**cookies, **extra}
+        names = [key[-1].encode() for key in extra]
+        for src, functions in parsed:
+            for fn in functions:
+                body = src.code[fn.node.start_byte : fn.node.end_byte]
+                if fn.damaged or not any(n in body for n in names):
+                    continue
+                explorer = analyse_function(fn, src, contracts, budget, FileResult(src.path),
+                                            summaries, structs, members, buffers, every_cookie)
+                for event in explorer.events_out:
+                    finding = to_finding(event, src, registry)
+                    if event.kind == "cookie-touched" and \
+                            (finding.path, finding.line, finding.code) not in seen:
+                        seen.add((finding.path, finding.line, finding.code))
+                        results[src.path].findings.append(finding)
     for path, event in cross_function(records):
         finding = to_finding(event, by_path[path], registry)
         if (finding.path, finding.line, finding.code) not in seen:
@@ -102,7 +128,8 @@ def analyse_unit(sources: list[SourceFile], contracts: Contracts, registry: Regi
 
 def analyse_function(fn: FunctionDef, src: SourceFile, contracts: Contracts, budget: int,
                      result: FileResult, summaries: dict | None = None,
-                     structs: StructIndex | None = None, members: dict | None = None) -> Explorer:
+                     structs: StructIndex | None = None, members: dict | None = None,
+                     buffers: dict | None = None, cookies: dict | None = None) -> Explorer:
     """Explore one function; the explorer keeps its events and its field log."""
     cfg = build_cfg(fn.body, contracts.core.transparent, contracts.core.noreturn, src.iterators)
     scope = function_scope(fn, contracts)
@@ -111,6 +138,8 @@ def analyse_function(fn: FunctionDef, src: SourceFile, contracts: Contracts, bud
         scope.members = members or {}
     explorer = Explorer(cfg, contracts, scope, src.defines, fn.name, return_kind(fn, contracts),
                         uses_errno_convention(fn, contracts), budget, summaries)
+    explorer.ev.buffer_params = buffers or {}
+    explorer.ev.cookie_keys = cookies or {}
     out = explorer.run()
     explorer.events_out = out.events
     if not out.complete:
@@ -149,18 +178,27 @@ def function_scope(fn: FunctionDef, contracts: Contracts) -> Scope:
     relevant: set[str] = set()
     fields: set[str] = set()
     tests: Counter = Counter()
+    frame: set[str] = set()  # objects in the stack frame
+    arrays: set[str] = set()
     api = contracts.api_names()
     stack: list[Node] = [fn.body]
     while stack:
         n = stack.pop()
         t = n.type
         if t == "declaration":
+            static = any(c.type == "storage_class_specifier" and text(c) in ("static", "extern")
+                         for c in n.children)
             for d in n.children_by_field_name("declarator"):
                 target = d.child_by_field_name("declarator") if d.type == "init_declarator" else d
                 name = _name_of(target)
                 if name:
                     locals_[name] = has_pointer_declarator(target)
                     _record_type(name, n.child_by_field_name("type"), types)
+                    outer = _outer_declarator(target)
+                    if not static and outer != "pointer_declarator":
+                        frame.add(name)
+                        if outer == "array_declarator":
+                            arrays.add(name)
         elif t in ("if_statement", "while_statement", "do_statement", "for_statement",
                    "switch_statement", "return_statement", "conditional_expression"):
             cond = n.child_by_field_name("condition")
@@ -172,7 +210,18 @@ def function_scope(fn: FunctionDef, contracts: Contracts) -> Scope:
             _collect_identifiers(n.child_by_field_name("arguments"), relevant, fields)
         stack.extend(n.named_children)
     repeated = frozenset(k for k, v in tests.items() if v > 1)
-    return Scope(locals_, frozenset(params), frozenset(relevant), frozenset(fields), repeated, types)
+    return Scope(locals_, frozenset(params), frozenset(relevant), frozenset(fields), repeated, types,
+                 stack_objects=frozenset(frame), arrays=frozenset(arrays))
+
+
+def _outer_declarator(decl: Node | None) -> str | None:
+    """The outermost declarator kind of a variable: `u8 *p` pointer, `u8 b[4]` array, else
+    None (a scalar or struct object)."""
+    while decl is not None and decl.type in ("parenthesized_declarator", "attributed_declarator"):
+        decl = decl.named_children[0] if decl.named_child_count else None
+    if decl is not None and decl.type in ("pointer_declarator", "array_declarator"):
+        return decl.type
+    return None
 
 
 def _record_type(name: str, type_node: Node | None, types: dict[str, str]) -> None:
@@ -253,3 +302,60 @@ def uses_errno_convention(fn: FunctionDef, contracts: Contracts) -> bool:
                 return True
         stack.extend(n.named_children)
     return False
+
+
+def cookie_members(parsed, contracts: Contracts, structs: StructIndex, members: dict) -> dict:
+    """Struct members that receive a NO_KERNEL_MAPPING allocation anywhere in the driver:
+    field key -> where ("dma_alloc_attrs() in foo_alloc()", line).  Found from the text of the
+    attributes argument (a constant, or a #define that names the attribute)."""
+    name = contracts.cookie_attribute
+    if not name:
+        return {}
+    out: dict = {}
+    for src, functions in parsed:
+        if name.encode() not in src.raw:
+            continue
+        mentions = {name} | {d for d, v in src.defines.items() if name in v.value}
+        for fn in functions:
+            scope = None
+            for n in _walk(fn.body):
+                if n.type != "assignment_expression":
+                    continue
+                call = n.child_by_field_name("right")
+                while call is not None and call.type in ("parenthesized_expression", "cast_expression"):
+                    call = call.child_by_field_name("value") or (call.named_children[0] if call.named_child_count else None)
+                if call is None or call.type != "call_expression":
+                    continue
+                acq = contracts.acquires.get(text(call.child_by_field_name("function")))
+                idx = acq.args.get("attrs") if acq is not None else None
+                args = call.child_by_field_name("arguments")
+                if idx is None or args is None or idx >= args.named_child_count:
+                    continue
+                if not set(re.findall(r"[A-Za-z_]\w*", text(args.named_children[idx]))) & mentions:
+                    continue
+                scope = scope or function_scope(fn, contracts)
+                types = {k: structs.canonical(v) for k, v in scope.types.items()}
+                key = field_key(_syntactic_path(n.child_by_field_name("left")), types, members)
+                if key is not None:
+                    out[key] = (f"{acq.function}() in {fn.name}()", n.start_point[0] + 1)
+    return out
+
+
+def _syntactic_path(node: Node | None):
+    """`a->b.c` as the storage path ("a", "->b", ".c"), without evaluation."""
+    parts = []
+    while node is not None and node.type == "field_expression":
+        op = text(node.child_by_field_name("operator"))
+        parts.append(("->" if op == "->" else ".") + text(node.child_by_field_name("field")))
+        node = node.child_by_field_name("argument")
+    if node is None or node.type != "identifier":
+        return None
+    return (text(node),) + tuple(reversed(parts))
+
+
+def _walk(node: Node):
+    stack = [node]
+    while stack:
+        n = stack.pop()
+        yield n
+        stack.extend(n.named_children)

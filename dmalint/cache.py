@@ -99,7 +99,7 @@ class Cache:
         try:
             payload = json.dumps(_encode(result), separators=(",", ":"), sort_keys=True,
                                  allow_nan=False).encode()
-        except (TypeError, ValueError):  # a value we do not know how to store: not cached
+        except (TypeError, ValueError, RecursionError):  # a value we cannot store: not cached
             return False
         header = json.dumps({"format": FORMAT, "tool": self.tool_key, "key": key,
                              "sha256": hashlib.sha256(payload).hexdigest()}, sort_keys=True)

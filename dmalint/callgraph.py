@@ -341,3 +341,35 @@ def _walk(node: Node):
 
 def _calls(node: Node):
     return (n for n in _walk(node) if n.type == "call_expression")
+
+
+def buffer_params(functions: list[FunctionDef], contracts: Contracts,
+                  depth: int = 3) -> dict[str, dict[int, str]]:
+    """Helpers that pass a parameter on to a call that DMAs it: helper -> {parameter index: the
+    call that DMAs it}.  `uvc_query_ctrl(..., data, size)` passing `data` to usb_control_msg()
+    makes its `data` parameter DMA'd; helpers of helpers are followed `depth` levels."""
+    out: dict[str, dict[int, str]] = {}
+    fns = [fn for fn in functions if not fn.damaged]
+    for _ in range(depth):
+        changed = False
+        for fn in fns:
+            params = parameter_names(fn)
+            found = dict(out.get(fn.name, {}))
+            for call in _calls(fn.body):
+                name = text(call.child_by_field_name("function"))
+                targets: dict[int, str] = {}
+                if name in contracts.buffers:
+                    targets[contracts.buffers[name].arg] = name
+                for idx, inner in out.get(name, {}).items():
+                    targets[idx] = f"{name}() -> {inner}"
+                for idx, via in targets.items():
+                    arg = _arg(call, idx)
+                    arg = _strip_casts(arg) if arg is not None else None
+                    if arg is not None and arg.type == "identifier" and text(arg) in params:
+                        found.setdefault(params.index(text(arg)), via)
+            if found != out.get(fn.name, {}):
+                out[fn.name] = found
+                changed = True
+        if not changed:
+            break
+    return {k: v for k, v in out.items() if v}

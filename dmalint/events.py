@@ -29,4 +29,7 @@ EVENT_FIELDS: dict[str, tuple[str, ...]] = {
     "sync-outside-region": _RES + ("sync", "acquire_size", "sync_size"),
     "sync-count-mismatch": _RES + ("call", "count", "reason"),
     "release-irqs-disabled": _RES + ("release",),
+    "cookie-touched": _RES + ("how", "attribute"),
+    "cookie-attrs-mismatch": _RES + ("call", "attribute"),
+    "stack-dma": _RES + ("call", "variable"),
 }

@@ -160,7 +160,11 @@ def run(paths: list[str], jobs: int | None = None, timeout: float | None = DEFAU
 
     timeout limits each file's analysis in seconds (None or 0: no limit).  A limit needs a worker
     process even with jobs=1; only an unlimited single-job run stays in this process.  The result
-    is the same whatever jobs is."""
+    is the same whatever jobs is.  Raises RuleFileError when the rules do not load."""
+    # Loaded once, here: forked workers inherit them, so every file of the run sees the same
+    # rules even if rules/ changes meanwhile, and a broken rule file fails the run at once
+    # (RuleFileError) instead of every file.
+    load_macro_tables(), load_contracts(), load_registry()
     files, notices = discover(paths)
     result = RunResult(notices=list(notices))
     jobs = jobs or os.cpu_count() or 1

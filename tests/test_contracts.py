@@ -19,7 +19,8 @@ def test_builtin_rules_load():
 
 
 def _into():
-    return {"acquires": {}, "releases": {}, "checks": {}, "syncs": {}, "constants": {}}
+    return {"acquires": {}, "releases": {}, "checks": {}, "syncs": {}, "constants": {},
+            "mmaps": {}, "buffers": {}, "cookie": None}
 
 
 def test_adding_a_wrapper_is_a_data_change():

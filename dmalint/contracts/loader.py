@@ -12,7 +12,7 @@ from dmalint.contracts.errors import RuleFileError
 from dmalint.contracts.macros import MacroTables, tables_from_data
 from dmalint.contracts.model import (
     ARG_ROLES, FAILURE_MODES, IDENTITIES, RESULT_RE, Acquire, Check, Contracts, CoreTables,
-    Diagnostic, Doc, Registry, Release, Sync,
+    Buffer, Diagnostic, Doc, Mmap, Registry, Release, Sync,
 )
 from dmalint.events import EVENT_FIELDS
 
@@ -92,7 +92,8 @@ def parse_contract_file(origin: str, text: str, into: dict) -> None:
     """Validate one API family file and add its entries to `into`."""
     data = read_toml(origin, text)
     loc = _Locator(text)
-    known = {"family", "constants", "acquire", "release", "check", "sync", "description"}
+    known = {"family", "constants", "acquire", "release", "check", "sync", "mmap", "buffer",
+             "cookie", "description"}
     for key in data:
         if key not in known:
             raise RuleFileError(origin, None, f"unknown top-level key '{key}'")
@@ -140,6 +141,21 @@ def parse_contract_file(origin: str, text: str, into: dict) -> None:
         if "handle" not in args and "cpu" not in args:
             raise RuleFileError(origin, line, f"sync '{fn}' must declare a 'handle' or 'cpu' argument")
         _add_unique(into["syncs"], fn, Sync(fn, entry["to"], args, f"{origin}:{line}"), origin, line)
+    if "cookie" in data:
+        if not isinstance(data["cookie"], str):
+            raise RuleFileError(origin, None, "'cookie' must name an attribute constant")
+        into["cookie"] = data["cookie"]
+    for entry in data.get("mmap", []):
+        fn = _require_str(entry, "function", origin, None)
+        line = loc.line_of(fn)
+        _add_unique(into["mmaps"], fn, Mmap(fn, _roles(entry, origin, loc, "mmap", ("cpu",)),
+                                            f"{origin}:{line}"), origin, line)
+    for entry in data.get("buffer", []):
+        fn = _require_str(entry, "function", origin, None)
+        line = loc.line_of(fn)
+        if not isinstance(entry.get("arg"), int) or entry["arg"] < 0:
+            raise RuleFileError(origin, line, f"buffer '{fn}' needs a non-negative integer 'arg'")
+        _add_unique(into["buffers"], fn, Buffer(fn, entry["arg"], f"{origin}:{line}"), origin, line)
     for entry in data.get("check", []):
         fn = _require_str(entry, "function", origin, None)
         line = loc.line_of(fn)
@@ -175,15 +191,18 @@ def parse_core(origin: str, text: str) -> CoreTables:
 @lru_cache(maxsize=1)
 def load_contracts() -> Contracts:
     """Every API family file in rules/, plus core.toml."""
-    into: dict = {"acquires": {}, "releases": {}, "checks": {}, "syncs": {}, "constants": {}}
+    into: dict = {"acquires": {}, "releases": {}, "checks": {}, "syncs": {}, "constants": {},
+                  "mmaps": {}, "buffers": {}, "cookie": None}
     root = _rules_dir()
     for res in sorted(root.iterdir(), key=lambda r: r.name):
         if res.name.startswith(CONTRACT_PREFIX) and res.name.endswith(".toml"):
             parse_contract_file(f"rules/{res.name}", res.read_text(), into)
     core_res = root / "core.toml"
     core = parse_core("rules/core.toml", core_res.read_text())
+    if into["cookie"] is not None and into["cookie"] not in into["constants"]:
+        raise RuleFileError("rules/", None, f"cookie attribute {into['cookie']} has no constant value")
     return Contracts(into["acquires"], into["releases"], into["checks"], into["syncs"],
-                     into["constants"], core)
+                     into["constants"], core, into["mmaps"], into["buffers"], into["cookie"])
 
 
 def parse_registry(origin: str, text: str) -> Registry:

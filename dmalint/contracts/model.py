@@ -65,6 +65,24 @@ class Sync:
 
 
 @dataclass(frozen=True)
+class Mmap:
+    """Maps an allocation into user space: the one use a NO_KERNEL_MAPPING cookie allows."""
+
+    function: str
+    args: Mapping[str, int]
+    origin: str = ""
+
+
+@dataclass(frozen=True)
+class Buffer:
+    """A call that DMAs one of its arguments (in the core, or by mapping it)."""
+
+    function: str
+    arg: int
+    origin: str = ""
+
+
+@dataclass(frozen=True)
 class Check:
     """A predicate on a handle that is true when the acquire failed."""
 
@@ -114,11 +132,18 @@ class Contracts:
     syncs: Mapping[str, Sync] = field(default_factory=dict)
     constants: Mapping[str, int] = field(default_factory=dict)
     core: CoreTables = field(default_factory=CoreTables)
+    mmaps: Mapping[str, Mmap] = field(default_factory=dict)
+    buffers: Mapping[str, Buffer] = field(default_factory=dict)
+    cookie_attribute: str | None = None  # the attribute that makes an allocation a cookie
+
+    @property
+    def cookie_bit(self) -> int:
+        return self.constants.get(self.cookie_attribute, 0) if self.cookie_attribute else 0
 
     def api_names(self) -> frozenset[str]:
         """Every API function name: a function mentioning none of them is not analysed."""
         return (frozenset(self.acquires) | frozenset(self.releases) | frozenset(self.checks)
-                | frozenset(self.syncs))
+                | frozenset(self.syncs) | frozenset(self.mmaps) | frozenset(self.buffers))
 
     def release_for(self, family: str) -> str:
         """The name of the usual release of a family, for messages."""

@@ -13,8 +13,9 @@ from typing import Callable
 
 from tree_sitter import Node
 
+from dmalint.consteval import BasicScope, ConstEval
 from dmalint.contracts.model import Contracts
-from dmalint.engine.fieldlog import FieldLog
+from dmalint.engine.fieldlog import FieldLog, member_read
 from dmalint.engine.roles import ContractRoles
 from dmalint.engine.state import State
 from dmalint.engine.values import TOP, ZERO, Addr, Chk, Lin, Path, Res, Value, path_text
@@ -37,6 +38,15 @@ class Scope:
     repeated_tests: frozenset[str] = frozenset()  # storage tested in two or more conditions
     types: dict[str, str] = field(default_factory=dict)  # variable -> struct/typedef name it points to
     members: dict = field(default_factory=dict)  # (struct, member) -> the member's struct type
+    stack_objects: frozenset[str] = frozenset()  # locals that live in the frame (not pointers,
+    arrays: frozenset[str] = frozenset()  # not static); and those of them that are arrays
+
+    def on_stack(self, value) -> bool:
+        """Whether a value is the address of (part of) an object in this function's frame."""
+        if not isinstance(value, Addr):
+            return False
+        path = value.path
+        return path[0] in self.stack_objects and not any(p.startswith("->") or p == "*" for p in path[1:])
 
     def tracks(self, path: Path) -> bool:
         """Whether an integer value stored at path can matter later on the path."""
@@ -74,6 +84,8 @@ class Evaluator(ContractRoles):
         self.summaries = summaries or {}
         self.released_sites: set = set()  # acquire sites released on some path
         self.field_log = FieldLog()
+        self.cookie_keys: frozenset = frozenset()  # members that hold NO_KERNEL_MAPPING cookies
+        self.buffer_params: dict[str, dict[int, str]] = {}  # helpers that DMA a parameter
         self.core = contracts.core
         self.scope = scope
         self.defines = defines
@@ -93,6 +105,7 @@ class Evaluator(ContractRoles):
             fld = "." + text(node.child_by_field_name("field"))
             op = text(node.child_by_field_name("operator"))
             if op == "->":
+                self.touch(base, st, node)
                 target = self._pointee(base, st)
                 if target is not None:
                     return target + (fld,)
@@ -101,6 +114,7 @@ class Evaluator(ContractRoles):
             bp = self.lvalue(base, st)
             return bp + (fld,) if bp else None
         if t == "subscript_expression":
+            self.touch(node.child_by_field_name("argument"), st, node)
             bp = self.lvalue(node.child_by_field_name("argument"), st)
             idx = unwrap_parens(node.child_by_field_name("index") or node)
             key = " ".join(text(idx).split()) if _stable_index(idx) else "*"
@@ -112,6 +126,7 @@ class Evaluator(ContractRoles):
                 prefix = arg.children and arg.children[0].type in ("++", "--")
                 inner = self.lvalue(arg.child_by_field_name("argument"), st)
                 return inner + ("*",) if inner and prefix else None
+            self.touch(arg, st, node)
             target = self._pointee(arg, st)
             if target is not None:
                 return target
@@ -148,7 +163,8 @@ class Evaluator(ContractRoles):
                       if any(p.startswith("[") and word.search(p) for p in k[1:])]
             for key in stale:
                 st.env.pop(key, None)
-            if not isinstance(value, (Res, Chk, Addr)) and not self.scope.tracks(path):
+            if not isinstance(value, (Res, Chk, Addr)) and not self.scope.tracks(path) \
+                    and not (self.cookie_keys and member_read(value) is not None):
                 st.env.pop(path, None)
             elif any(p == "[*]" for p in path):
                 st.env.pop(path, None)
@@ -256,6 +272,8 @@ class Evaluator(ContractRoles):
     def _identifier(self, node: Node, st: State) -> Value:
         name = text(node)
         path = (name,)
+        if name in self.scope.arrays:
+            return Addr(path)  # an array decays to its address
         if path in st.env:
             return st.env[path]
         if name in self.scope.locals:
@@ -313,7 +331,21 @@ class Evaluator(ContractRoles):
                     parts.append(Lin.sym(("macro", tok)))
             if all(isinstance(p, Lin) for p in parts):
                 return parts[0].add(parts[1], 1 if m.group(2) == "+" else -1)
+        folded = self._fold(define)
+        if folded is not None:
+            return Lin.of(folded)
         return Lin.sym(("macro", define.name))
+
+    def _fold(self, define: Define) -> int | None:
+        """Any other constant #define: `(DMA_ATTR_A | DMA_ATTR_B)`, `SZ_4K - 64`, `BIT(3)`."""
+        cache = self.__dict__.setdefault("_folded", {})
+        if define.name not in cache:
+            scope = BasicScope(self.defines, constants=self.c.constants)
+            try:
+                cache[define.name] = ConstEval(scope).eval_text(define.value)
+            except (RecursionError, ValueError):
+                cache[define.name] = None
+        return cache[define.name]
 
     def _assignment(self, node: Node, st: State) -> Value:
         left = node.child_by_field_name("left")
@@ -350,6 +382,10 @@ class Evaluator(ContractRoles):
         b = self.eval(node.child_by_field_name("right"), st)
         if op in ("==", "!=") and isinstance(a, Chk) and b == ZERO:
             return a if op == "!=" else a.flip()
+        if op in ("+", "-"):
+            for v in (a, b):
+                if isinstance(v, Res):
+                    self.cookie_misuse(v, node, st, "used in pointer arithmetic")
         return _arith(op, a, b)
 
     def _update(self, node: Node, st: State) -> Value:
@@ -372,6 +408,7 @@ class Evaluator(ContractRoles):
             vals = [self.eval(a, st) for a in arg_nodes]
             return vals[0] if vals else TOP
         vals = [self.eval(a, st) for a in arg_nodes]
+        self.dma_buffers(name, node, arg_nodes, vals, st)
         handled, value = self.contract_call(name, node, arg_nodes, vals, st)
         if handled:
             return value
@@ -416,7 +453,12 @@ def _number(s: str) -> Value:
 
 
 def _arith(op: str, a: Value, b: Value) -> Value:
-    """Arithmetic on linear forms; a region handle plus an offset is no longer the handle."""
+    """Arithmetic on linear forms; a region handle plus an offset is no longer the handle; an
+    address plus an offset still points into the same object."""
+    if isinstance(a, Addr) and isinstance(b, Lin) and op in ("+", "-"):
+        return a
+    if isinstance(b, Addr) and isinstance(a, Lin) and op == "+":
+        return b
     if isinstance(a, Res) and isinstance(b, Lin) and op in ("+", "-"):
         return a if b == ZERO else Res(a.rid, a.part, True)
     if isinstance(b, Res) and isinstance(a, Lin) and op == "+":

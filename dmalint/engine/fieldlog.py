@@ -37,6 +37,7 @@ class Side:
     count_key: FieldKey | None = None  # a release's count read from a member (the mapped count?)
     indexed: bool = False  # stored in an array element (a ring slot), not a single member
     long_key: FieldKey | None = None  # the whole chain from the root's type: (priv, tx, dma)
+    cookie: bool = False  # a NO_KERNEL_MAPPING cookie was stored here
 
     def related(self, other: "Side") -> bool:
         """Whether two sides may be about the same storage: same member of the same struct,

@@ -12,7 +12,7 @@ from tree_sitter import Node
 from dmalint.contracts.model import Acquire, Release, Sync
 from dmalint.engine.fieldlog import Side, canonical, field_key, long_key, member_read
 from dmalint.engine.state import FAILED, LIVE, RELEASED, Region, State
-from dmalint.engine.values import TOP, Addr, Chk, Lin, Res, Value
+from dmalint.engine.values import TOP, Addr, Chk, Lin, Res, Value, path_text
 from dmalint.parse import text
 
 DMA_BIDIRECTIONAL = "DMA_BIDIRECTIONAL"
@@ -49,6 +49,12 @@ class ContractRoles:
         if sync is not None:
             self.sync(sync, node, arg_nodes, vals, st)
             return True, TOP
+        mmap = self.c.mmaps.get(name)
+        if mmap is not None:
+            reg, _ = self.region_of(mmap.args, vals, st)
+            if reg is not None:
+                self.attrs_match(reg, mmap.function, mmap.args, vals, node, st)
+            return True, Lin.sym(("call", node.start_byte))
         check = self.c.checks.get(name)
         if check is not None:
             return True, self.check(name, check.args.get("handle", 0), node, arg_nodes, vals, st)
@@ -175,12 +181,14 @@ class ContractRoles:
         count, count_text = arg("count")
         cpu, cpu_text = arg("cpu")
         pool, _ = arg("pool")
+        attrs, attrs_text = arg("attrs")
         # A scatterlist mapping is named by its list, a handle by where it is stored (set later).
         name = cpu_text if acq.identity == "cpu" and cpu_text else f"{acq.function}()"
         st.regions[rid] = Region(rid, acq.function, line, name, cpu=cpu, size=size,
                                  size_text=size_text, direction=direction,
                                  direction_text=direction_text, count=count,
-                                 count_text=count_text, pool=pool)
+                                 count_text=count_text, pool=pool, attrs=attrs,
+                                 attrs_text=attrs_text)
         st.step(line, "acquire", f"{acq.function}() acquires a DMA region")
         out = acq.out_arg
         if out is not None and out < len(vals) and isinstance(vals[out], Addr):
@@ -243,6 +251,7 @@ class ContractRoles:
                                "release-count-mismatch")
             self._cpu_check(reg, rel, node, arg_nodes, vals, st)
             self._pool_checks(reg, acq, rel, node, arg_nodes, vals, st)
+            self.attrs_match(reg, rel.function, rel.args, vals, node, st)
         self._irqs_check(rel, node, st, reg)
         self.released_sites.add(reg.rid)
         st.regions[reg.rid] = st.regions[reg.rid].but(status=RELEASED, release_line=line)
@@ -426,6 +435,7 @@ class ContractRoles:
                 if reg is None:
                     continue
                 self.use(reg, arg, f"passed to {name}()", st)
+                self.cookie_misuse(v, arg, st, f"passed to {name}()")
                 if not borrowed:
                     st.regions[v.rid] = st.regions[v.rid].but(escaped=True, handed=True)
             elif isinstance(v, Addr):
@@ -466,7 +476,8 @@ class ContractRoles:
             key, reg.acquire, acq.family, acq.managed, canonical(reg.size, types, self.scope.members), reg.size_text,
             canonical(reg.direction, types, self.scope.members), reg.direction_text, canonical(reg.count, types, self.scope.members),
             reg.count_text, reg.line, self.function, tuple(st.steps()),
-            indexed=any(p.startswith("[") for p in path), long_key=long_key(path, types)))
+            indexed=any(p.startswith("[") for p in path), long_key=long_key(path, types),
+            cookie=self.is_cookie(reg) and value.part == "cpu"))
 
     def log_release(self, rel: Release, node: Node, arg_nodes: list[Node], vals: list[Value],
                     st: State) -> None:
@@ -509,3 +520,74 @@ class ContractRoles:
         key = field_key(path, self.scope.types, self.scope.members)
         if key is not None:
             self.field_log.polluted.add(key)
+
+    # -- NO_KERNEL_MAPPING cookies -------------------------------------------------------------
+    def is_cookie(self, reg: Region | None) -> bool:
+        bit = self.c.cookie_bit
+        return bool(bit) and reg is not None and isinstance(reg.attrs, Lin) and \
+            reg.attrs.is_const and bool(reg.attrs.const & bit)
+
+    def cookie_misuse(self, v: Res, node: Node, st: State, how: str) -> None:
+        """The CPU address of a cookie allocation is not memory: any touch is a bug."""
+        reg = st.regions.get(v.rid)
+        if v.part == "cpu" and self.is_cookie(reg) and reg.status == LIVE:
+            self.emit("cookie-touched", node, st, reg, how=how, attribute=self.c.cookie_attribute)
+
+    def touch(self, base: Node, st: State, at: Node) -> None:
+        """`p->x`, `p[i]`, `*p`: if p is a cookie here, or was read from a member that holds
+        cookies in this driver, the CPU dereferences it."""
+        while base.type in ("parenthesized_expression", "cast_expression"):
+            inner = base.child_by_field_name("value") if base.type == "cast_expression" else \
+                (base.named_children[0] if base.named_child_count else None)
+            if inner is None:
+                return
+            base = inner
+        path = self.lvalue(base, st) if base.type in ("identifier", "field_expression") else None
+        if path is None:
+            return
+        v = st.env.get(path)
+        if v is None:
+            v = self.read(path, st)
+        if isinstance(v, Res):
+            self.cookie_misuse(v, at, st, "dereferenced")
+            return
+        source = member_read(v)
+        key = field_key(source, self.scope.types, self.scope.members) if source else None
+        if key is not None and key in self.cookie_keys:
+            where, line = self.cookie_keys[key]
+            target = Region(at.start_byte, where.split("()")[0], line, path_text(source))
+            self.emit("cookie-touched", at, st, target, how="dereferenced",
+                      attribute=self.c.cookie_attribute,
+                      acquire_line=f"{line} in {where.split(' in ')[-1]}")
+
+    def attrs_match(self, reg: Region, function: str, roles, vals: list[Value], node: Node,
+                    st: State) -> None:
+        """A cookie must be freed and mmapped with the attribute it was allocated with."""
+        if not self.is_cookie(reg):
+            return
+        idx = roles.get("attrs")
+        v = vals[idx] if idx is not None and idx < len(vals) else None
+        if isinstance(v, Lin) and v.is_const and v.const & self.c.cookie_bit:
+            return
+        if idx is not None and not (isinstance(v, Lin) and v.is_const):
+            return  # attributes we cannot read: not judged
+        self.emit("cookie-attrs-mismatch", node, st, reg, call=function,
+                  attribute=self.c.cookie_attribute)
+
+    # -- buffers DMA'd from the stack ----------------------------------------------------------
+    def dma_buffers(self, name: str, node: Node, arg_nodes: list[Node], vals: list[Value],
+                    st: State) -> None:
+        """A call that DMAs an argument (directly, or through the driver's helpers) must not
+        get the address of a local variable."""
+        targets = {}
+        buf = self.c.buffers.get(name)
+        if buf is not None:
+            targets[buf.arg] = f"{name}()"
+        for idx, via in self.buffer_params.get(name, {}).items():
+            targets.setdefault(idx, f"{name}() -> {via}")
+        for idx, via in targets.items():
+            if idx < len(vals) and self.scope.on_stack(vals[idx]):
+                buffer = " ".join(text(arg_nodes[idx]).split())
+                target = Region(node.start_byte, name, node.start_point[0] + 1, buffer)
+                self.emit("stack-dma", arg_nodes[idx], st, target, call=via,
+                          variable=path_text(vals[idx].path[:1]))

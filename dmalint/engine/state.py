@@ -37,6 +37,8 @@ class Region:
     count: Value | None = None  # the entry count passed to dma_map_sg (the original nents)
     count_text: str = ""
     pool: Value | None = None  # the pool a block came from
+    attrs: Value | None = None  # the DMA_ATTR_* bits of the allocation
+    attrs_text: str = ""
     release_line: int | None = None
     check_line: int | None = None
 

@@ -89,6 +89,10 @@ Value = Lin | _Top | Res | Chk | Addr
 ZERO = Lin.of(0)
 
 
+def is_addr(v) -> bool:
+    return isinstance(v, Addr)
+
+
 def path_text(path: Path | None) -> str:
     """C-like text of a storage path, for messages."""
     if not path:
