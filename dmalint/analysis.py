@@ -13,14 +13,16 @@ from tree_sitter import Node
 from dmalint.callgraph import buffer_params, call_graph, summarise
 from dmalint.cfg import build_cfg
 from dmalint.contracts.model import Contracts, Registry
+from dmalint.consteval import Target
 from dmalint.driver import FunctionRecord, cross_function
+from dmalint.memory import memory_rules
 from dmalint.engine.fieldlog import field_key
 from dmalint.engine.evaluate import Scope
 from dmalint.engine.explore import DEFAULT_BUDGET, Explorer
 from dmalint.findings import Event, Finding, Notice, fingerprint
 from dmalint.parse import FunctionDef, has_pointer_declarator, iter_functions, parse, text
 from dmalint.source import SourceFile
-from dmalint.structs import StructIndex, type_name
+from dmalint.structs import StructIndex, member_writes, type_name
 
 
 @dataclass
@@ -42,15 +44,17 @@ def _api_pattern(names: frozenset[str]) -> re.Pattern[bytes]:
 
 
 def analyse_source(src: SourceFile, contracts: Contracts, registry: Registry,
-                   budget: int = DEFAULT_BUDGET, disk_path: Path | None = None) -> FileResult:
+                   budget: int = DEFAULT_BUDGET, disk_path: Path | None = None,
+                   target: Target = Target()) -> FileResult:
     """Findings and notices for one neutralised source file, analysed as a driver of its own."""
     disk = {src.path: disk_path} if disk_path is not None else None
-    return analyse_unit([src], contracts, registry, budget, disk)[0]
+    return analyse_unit([src], contracts, registry, budget, disk, target)[0]
 
 
 def analyse_unit(sources: list[SourceFile], contracts: Contracts, registry: Registry,
                  budget: int = DEFAULT_BUDGET,
-                 disk_paths: dict[str, Path] | None = None) -> list[FileResult]:
+                 disk_paths: dict[str, Path] | None = None,
+                 target: Target = Target()) -> list[FileResult]:
     """The files of one driver, analysed together: helpers summarised across all of them, and
     what one function keeps in a struct member paired with what another releases."""
     parsed = []
@@ -116,7 +120,9 @@ def analyse_unit(sources: list[SourceFile], contracts: Contracts, registry: Regi
                             (finding.path, finding.line, finding.code) not in seen:
                         seen.add((finding.path, finding.line, finding.code))
                         results[src.path].findings.append(finding)
-    for path, event in cross_function(records):
+    layout_events = memory_rules(records, by_path, target, contracts.constants.get("DMA_TO_DEVICE"),
+                                 lambda: member_writes(every, structs))
+    for path, event in cross_function(records) + layout_events:
         finding = to_finding(event, by_path[path], registry)
         if (finding.path, finding.line, finding.code) not in seen:
             seen.add((finding.path, finding.line, finding.code))

@@ -32,4 +32,6 @@ EVENT_FIELDS: dict[str, tuple[str, ...]] = {
     "cookie-touched": _RES + ("how", "attribute"),
     "cookie-attrs-mismatch": _RES + ("call", "attribute"),
     "stack-dma": _RES + ("call", "variable"),
+    "shared-cacheline": _RES + ("struct", "member", "range", "neighbours", "granule", "writes"),
+    "small-coherent": _RES + ("size", "page", "how", "suggestion"),
 }

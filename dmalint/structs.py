@@ -108,3 +108,65 @@ class StructIndex:
                     self._body(inner, type_node.child_by_field_name("body"))
                 if inner is not None:
                     self.members[(name, text(member))] = inner
+
+
+def variable_types(fn_node: Node) -> dict[str, str]:
+    """Parameter and local names of a function with the struct/typedef name they are declared
+    with (pointer or not)."""
+    out: dict[str, str] = {}
+    stack = [fn_node]
+    while stack:
+        n = stack.pop()
+        if n.type in ("parameter_declaration", "declaration"):
+            held = type_name(n.child_by_field_name("type"))
+            if held is not None:
+                for d in n.children_by_field_name("declarator"):
+                    while d is not None and d.type not in ("identifier",):
+                        d = d.child_by_field_name("declarator")
+                    if d is not None:
+                        out[text(d)] = held
+        stack.extend(n.named_children)
+    return out
+
+
+def member_writes(functions, structs: "StructIndex") -> dict:
+    """Every struct member some function assigns or increments: key -> (line, function), with
+    both the short key (innermost struct, member) and the chain from the root's struct."""
+    from dmalint.engine.fieldlog import field_key, long_key
+
+    members = structs.resolved()
+    out: dict = {}
+    for fn in functions:
+        types = None
+        stack = [fn.body]
+        while stack:
+            n = stack.pop()
+            target = None
+            if n.type == "assignment_expression":
+                target = n.child_by_field_name("left")
+            elif n.type == "update_expression":
+                target = n.child_by_field_name("argument")
+            if target is not None and target.type in ("field_expression", "subscript_expression"):
+                path = _path(target)
+                if path is not None:
+                    if types is None:
+                        types = {k: structs.canonical(v) for k, v in variable_types(fn.node).items()}
+                    for key in (field_key(path, types, members), long_key(path, types)):
+                        if key is not None:
+                            out.setdefault(key, (n.start_point[0] + 1, fn.name))
+            stack.extend(n.named_children)
+    return out
+
+
+def _path(node: Node):
+    parts = []
+    while node is not None and node.type in ("field_expression", "subscript_expression"):
+        if node.type == "field_expression":
+            op = text(node.child_by_field_name("operator"))
+            parts.append(("->" if op == "->" else ".") + text(node.child_by_field_name("field")))
+        else:
+            parts.append("[*]")
+        node = node.child_by_field_name("argument")
+    if node is None or node.type != "identifier":
+        return None
+    return (text(node),) + tuple(reversed(parts))

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
 
 from dmalint.analysis import FileResult, analyse_source
+from dmalint.consteval import Target
 from dmalint.contracts.loader import load_contracts, load_macro_tables, load_registry
 from dmalint.source import make_source
 
@@ -15,8 +17,11 @@ FIXTURES = REPO / "fixtures"
 
 
 def analyse_text(code: str, path: str = "snippet.c") -> FileResult:
+    """Analyse C text; a `dmalint-granule: N` comment in it sets the DMA granule."""
     src = make_source(code.encode(), path, load_macro_tables())
-    return analyse_source(src, load_contracts(), load_registry())
+    granule = re.search(r"dmalint-granule:\s*(\d+)", code)
+    target = Target(dma_minalign=int(granule.group(1))) if granule else Target()
+    return analyse_source(src, load_contracts(), load_registry(), target=target)
 
 
 @pytest.fixture

@@ -170,9 +170,10 @@ class Evaluator(ContractRoles):
                 st.env.pop(path, None)
             else:
                 st.env[path] = value
-        if not isinstance(value, Res) and path is not None and len(path) > 1 \
-                and not self.scope.is_local_storage(path):
-            self.log_other_store(path, value)
+        if path is not None and len(path) > 1 and not self.scope.is_local_storage(path):
+            self.log_write(path, node)
+            if not isinstance(value, Res):
+                self.log_other_store(path, value)
         if isinstance(value, Res):
             reg = st.regions.get(value.rid)
             if reg is None:

@@ -51,6 +51,37 @@ class Side:
                 or other.long_key[:1] + other.long_key[-1:] == other.key)
 
 
+@dataclass(frozen=True)
+class Embedded:
+    """A buffer DMA'd in place inside a struct (`&priv->cmd` or the array `priv->rx_buf`):
+    the driver pass asks the layout engine who else lives in its cache lines."""
+
+    struct: str
+    members: tuple[str, ...]  # the member chain inside `struct`
+    direction: int | None  # a DMA_* constant, or None when not known (transfer helpers)
+    call: str
+    text: str
+    line: int
+    column: int
+    in_function: str
+    trace: tuple[Step, ...]
+
+
+@dataclass(frozen=True)
+class Allocation:
+    """A coherent allocation whose size the driver pass compares with a page."""
+
+    function: str
+    size: Value
+    size_text: str
+    line: int
+    column: int
+    in_function: str
+    in_loop: bool
+    rid: object
+    trace: tuple[Step, ...]
+
+
 @dataclass
 class FieldLog:
     """The sides one function produced, and its deferred leaks with the keys their regions were
@@ -61,6 +92,9 @@ class FieldLog:
     count_stores: dict[tuple, tuple[FieldKey, int]] = field(default_factory=dict)  # key -> (acq key, line)
     keys_of_region: dict[object, set] = field(default_factory=dict)  # rid -> field keys
     polluted: set = field(default_factory=set)  # keys that also receive values we do not track
+    embedded: list[Embedded] = field(default_factory=list)
+    allocations: list[Allocation] = field(default_factory=list)
+    writes: dict = field(default_factory=dict)  # member key (short or long) -> (line, function)
 
     def merge(self, table: dict, key: tuple, side: Side) -> None:
         """Log a side; seen again on another path with other values, the values are unknown."""

@@ -10,7 +10,7 @@ from __future__ import annotations
 from tree_sitter import Node
 
 from dmalint.contracts.model import Acquire, Release, Sync
-from dmalint.engine.fieldlog import Side, canonical, field_key, long_key, member_read
+from dmalint.engine.fieldlog import Allocation, Embedded, Side, canonical, field_key, long_key, member_read
 from dmalint.engine.state import FAILED, LIVE, RELEASED, Region, State
 from dmalint.engine.values import TOP, Addr, Chk, Lin, Res, Value, path_text
 from dmalint.parse import text
@@ -193,6 +193,15 @@ class ContractRoles:
         out = acq.out_arg
         if out is not None and out < len(vals) and isinstance(vals[out], Addr):
             self.store(vals[out].path, Res(rid, "handle"), st, node, by_acquire=True)
+        if "cpu" in acq.args and acq.identity == "handle" and acq.returns == "handle" \
+                and acq.args["cpu"] < len(arg_nodes):
+            d = direction.const if isinstance(direction, Lin) and direction.is_const else None
+            self.log_embedded(arg_nodes[acq.args["cpu"]], d, acq.function, node, st)
+        if acq.failure == "null" and acq.returns == "cpu" and acq.identity == "handle" \
+                and not acq.managed and "pool" not in acq.args and size is not None:
+            self.field_log.allocations.append(Allocation(
+                acq.function, size, size_text, line, node.start_point[1] + 1, self.function,
+                _in_loop(node), rid, tuple(st.steps())))
         held_in = member_read(cpu) if acq.identity == "cpu" else None
         if held_in is not None and not self.scope.is_local_storage(held_in):
             # a scatterlist kept in a struct member: pair it with releases elsewhere
@@ -512,6 +521,14 @@ class ContractRoles:
             direction_text, count, count_text, line, self.function, tuple(st.steps()), count_key,
             long_key=chain))
 
+    def log_write(self, path, node: Node) -> None:
+        """The CPU writes a struct member (for the cache-line rule's ranking)."""
+        writes = self.field_log.writes
+        for key in (field_key(path, self.scope.types, self.scope.members),
+                    long_key(path, self.scope.types)):
+            if key is not None and key not in writes:
+                writes[key] = (node.start_point[0] + 1, self.function)
+
     def log_other_store(self, path, value: Value) -> None:
         """A member that also receives values we do not track (another API, a copy): pairing
         its releases with our acquires would be guesswork."""
@@ -586,8 +603,53 @@ class ContractRoles:
         for idx, via in self.buffer_params.get(name, {}).items():
             targets.setdefault(idx, f"{name}() -> {via}")
         for idx, via in targets.items():
+            if buf is not None and idx == buf.arg and name not in self.c.acquires and idx < len(arg_nodes):
+                self.log_embedded(arg_nodes[idx], None, name, node, st)
             if idx < len(vals) and self.scope.on_stack(vals[idx]):
                 buffer = " ".join(text(arg_nodes[idx]).split())
                 target = Region(node.start_byte, name, node.start_point[0] + 1, buffer)
                 self.emit("stack-dma", arg_nodes[idx], st, target, call=via,
                           variable=path_text(vals[idx].path[:1]))
+
+    # -- buffers embedded in structs, for the cache-line rule ------------------------------------
+    def log_embedded(self, arg: Node, direction: int | None, call: str, node: Node, st: State) -> None:
+        """`&p->cmd`, `p->buf` (an array member), `&p->buf[0]`, through casts: the struct of
+        `p` and the member chain, when `p`'s type is known."""
+        n = arg
+        address = False
+        while True:
+            if n.type in ("parenthesized_expression",) and n.named_child_count:
+                n = n.named_children[0]
+            elif n.type == "cast_expression":
+                n = n.child_by_field_name("value")
+            elif n.type == "pointer_expression" and text(n.child_by_field_name("operator")) == "&":
+                n, address = n.child_by_field_name("argument"), True
+            elif n.type == "subscript_expression" and address:
+                index = n.child_by_field_name("index")
+                if index is None or text(index).strip() != "0":
+                    return
+                n = n.child_by_field_name("argument")
+            else:
+                break
+        members = []
+        while n.type == "field_expression":
+            members.append(text(n.child_by_field_name("field")))
+            n = n.child_by_field_name("argument")
+            while n.type in ("parenthesized_expression",) and n.named_child_count:
+                n = n.named_children[0]
+        if n.type != "identifier" or not members or text(n) not in self.scope.types:
+            return
+        self.field_log.embedded.append(Embedded(
+            self.scope.types[text(n)], tuple(reversed(members)), direction, call,
+            " ".join(text(arg).split()), node.start_point[0] + 1, node.start_point[1] + 1,
+            self.function, tuple(st.steps())))
+
+
+def _in_loop(node: Node) -> bool:
+    """Whether a call sits inside a loop of its function."""
+    n = node.parent
+    while n is not None and n.type != "function_definition":
+        if n.type in ("for_statement", "while_statement", "do_statement"):
+            return True
+        n = n.parent
+    return False
