@@ -61,17 +61,21 @@ def memory_rules(records: list[FunctionRecord], sources: dict[str, SourceFile], 
             seen.add((rec.function, emb.line, emb.column))
             unique_emb.append((rec, emb))
     candidates = unique_emb
+    # Members the driver DMAs in place: sharing a line with each other is the usual layout of
+    # a transfer's tx and rx buffers (both handed to the device together), not a conflict.
+    dma_members = {(e.struct, ".".join(e.members)) for _, e in candidates}
     out: list[tuple[str, Event]] = []
     for rec, emb in candidates:
         stats.embedded += 1
-        event = _shared_lines(engine, rec, emb, writes, target, to_device, stats)
+        event = _shared_lines(engine, rec, emb, writes, target, to_device, stats, dma_members)
         if event is not None:
             out.append((rec.path, event))
     out.extend(_small_allocations(engine, allocations, sources, target, stats))
     return out
 
 
-def _shared_lines(engine: LayoutEngine, rec, emb, writes, target: Target, to_device, stats):
+def _shared_lines(engine: LayoutEngine, rec, emb, writes, target: Target, to_device, stats,
+                  dma_members: set):
     if emb.direction is not None and emb.direction == to_device:
         return None  # the device only reads: CPU writes to neighbours cannot lose its data
     layout = engine.struct(emb.struct)
@@ -86,6 +90,7 @@ def _shared_lines(engine: LayoutEngine, rec, emb, writes, target: Target, to_dev
     if "&" not in emb.text and not member.type_text.endswith("]"):
         return None  # a pointer member: the buffer is allocated on its own
     shared = granule_overlap(layout, ".".join(emb.members), target.dma_minalign)
+    shared = [s for s in shared or () if (emb.struct, s.member) not in dma_members]
     if not shared:
         return None
     written = []

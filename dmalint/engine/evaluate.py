@@ -8,6 +8,7 @@ function name.  Events go to `emit`; the explorer decides which ones become find
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -25,6 +26,7 @@ from dmalint.source import Define
 _NUMBER = re.compile(r"^(0[xX][0-9a-fA-F]+|0[0-7]*|[1-9][0-9]*)[uUlL]*$")
 _SHOUT = re.compile(r"^[A-Z_][A-Z0-9_]*$")
 EmitFn = Callable[..., None]
+MAX_PATH = 8
 
 
 @dataclass
@@ -95,7 +97,12 @@ class Evaluator(ContractRoles):
 
     # -- storage paths -----------------------------------------------------------------------
     def lvalue(self, node: Node, st: State) -> Path | None:
-        """The storage path an lvalue expression names, or None when we cannot tell."""
+        """The storage path an lvalue expression names, or None when we cannot tell (or when
+        it grows past MAX_PATH, as `p = &(*p)->next` does around a loop)."""
+        path = self._lvalue(node, st)
+        return path if path is None or len(path) <= MAX_PATH else None
+
+    def _lvalue(self, node: Node, st: State) -> Path | None:
         node = unwrap_parens(node)
         t = node.type
         if t == "identifier":
@@ -158,9 +165,10 @@ class Evaluator(ContractRoles):
             n = len(path)
             stale = [k for k in st.env if len(k) > n and k[:n] == path]
             # An index changed: ring[i] no longer names the same element.
-            word = re.compile(r"(?<![\w.>])" + re.escape(path_text(path)) + r"(?![\w])")
-            stale += [k for k in st.env
-                      if any(p.startswith("[") and word.search(p) for p in k[1:])]
+            indexed = [k for k in st.env if any(p.startswith("[") for p in k[1:])]
+            if indexed:
+                word = _word_re(path_text(path))
+                stale += [k for k in indexed if any(p.startswith("[") and word.search(p) for p in k[1:])]
             for key in stale:
                 st.env.pop(key, None)
             if not isinstance(value, (Res, Chk, Addr)) and not self.scope.tracks(path) \
@@ -423,6 +431,11 @@ class Evaluator(ContractRoles):
             st.irqs_off = max(st.irqs_off - 1, 0)
         self.unknown_call(name or text(fn_node), node, arg_nodes, vals, st)
         return Lin.sym(("call", node.start_byte))
+
+
+@lru_cache(maxsize=4096)
+def _word_re(name: str) -> re.Pattern[str]:
+    return re.compile(r"(?<![\w.>])" + re.escape(name) + r"(?![\w])")
 
 
 def _stable_index(idx: Node) -> bool:

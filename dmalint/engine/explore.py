@@ -225,8 +225,8 @@ class Explorer:
     def _widen(self, st: State, node: int, modified: frozenset[str]) -> None:
         """Forget the integer values the loop keeps changing (and what is known of them)."""
         for path, v in list(st.env.items()):
-            if path[0] in modified and isinstance(v, Lin) and \
-                    not (v.single() and v.single()[0][0] == "widen"):
+            if path[0] in modified and isinstance(v, (Lin, Addr)) and \
+                    not (isinstance(v, Lin) and v.single() and v.single()[0][0] == "widen"):
                 st.env[path] = Lin.sym(("widen", node) + path)
         for sym in [s for s in st.facts if s[0] == "init" and s[1] in modified]:
             del st.facts[sym]
