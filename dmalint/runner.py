@@ -8,11 +8,12 @@ still analysed and reported.  The output does not depend on -j or on file system
 from __future__ import annotations
 
 import functools
+import hashlib
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from dmalint.analysis import FileResult, analyse_source
+from dmalint.analysis import FileResult, analyse_unit
 from dmalint.cache import Cache
 from dmalint.contracts.loader import load_contracts, load_macro_tables, load_registry
 from dmalint.engine.explore import DEFAULT_BUDGET
@@ -22,6 +23,7 @@ from dmalint.workers import TIMED_OUT, call_with_limit, map_with_limits
 
 SOURCE_SUFFIXES = (".c", ".h")
 DEFAULT_FILE_TIMEOUT = 20.0
+MAX_UNIT_FILES = 64  # files of one directory analysed together (a driver); larger ones are split
 
 
 @dataclass
@@ -91,36 +93,98 @@ def analyse_file(path: Path, display: str, cache: Cache | None = None) -> FileRe
 
 def _analyse(path: Path, display: str, cache: Cache | None) -> tuple[FileResult, bool]:
     """(result, True when it came from the cache)."""
-    key = None
+    return _analyse_unit([(str(path), display)], cache)[0]
+
+
+def _analyse_unit(items: list[tuple[str, str]], cache: Cache | None) -> list[tuple[FileResult, bool]]:
+    """The files of one driver directory, analysed together (helpers, struct members and
+    call graph span them); each result is cached under its own content and its siblings'."""
+    raws = {display: _read_for_key(Path(path)) for path, display in items}
+    keys: dict[str, str] = {}
+    hits: dict[str, FileResult] = {}
     if cache is not None:
-        raw = _read_for_key(path)
-        if raw is not None:
-            key = cache.key(display, raw)
-            hit = cache.get(key, display)
+        for path, display in items:
+            if raws[display] is None:
+                continue
+            keys[display] = file_cache_key(cache, display, raws)
+            hit = cache.get(keys[display], display)
             if hit is not None:
-                return hit, True
+                hits[display] = hit
+    out: dict[str, FileResult] = {}
+    if hits and all(_fails_to_read(Path(p), d, out) for p, d in items if d not in hits):
+        # Every readable file is cached; the others fail to read again (failures are never cached).
+        return [(hits[d], True) if d in hits else (out[d], False) for _, d in items]
+    out.clear()
+    sources = []
+    disk = {}
+    for path, display in items:
+        try:
+            src = read_source(Path(path), display, load_macro_tables())
+        except SourceError as exc:
+            out[display] = _failed(display, str(exc))
+            continue
+        except RecursionError:
+            out[display] = _failed(display, _too_deep("source"))
+            continue
+        except Exception as exc:
+            out[display] = _failed(display, _internal(exc))
+            continue
+        sources.append(src)
+        disk[display] = Path(path)
+    whole = True
+    if len(sources) == 1:
+        out[sources[0].path] = _analyse_alone(sources[0], disk[sources[0].path])
+    elif sources:
+        try:
+            results = analyse_unit(sources, load_contracts(), load_registry(), DEFAULT_BUDGET, disk)
+            out.update((r.path, r) for r in results)
+        except (Exception, RecursionError):
+            # Something in one file broke the driver-level analysis: every file on its own
+            # instead, so one file cannot cost its neighbours their findings.  Those results
+            # lack the cross-file view, so they are not cached.
+            whole = False
+            for src in sources:
+                out[src.path] = _analyse_alone(src, disk[src.path])
+    if cache is not None and whole:
+        for src in sources:
+            if any(n.kind == "error" for n in out[src.path].notices):
+                continue  # failures are never cached
+            raws[src.path] = src.raw
+            cache.put(file_cache_key(cache, src.path, raws), out[src.path])
+    return [(out[d], False) for _, d in items]
+
+
+def file_cache_key(cache: Cache, display: str, raws: dict[str, bytes | None]) -> str:
+    """A file's cache key: its content, and its driver siblings' (a change in any of them can
+    change this file's cross-file findings)."""
+    deps = [(d, hashlib.sha256(r).hexdigest()) for d, r in sorted(raws.items())
+            if r is not None and d != display]
+    return cache.key(display, raws[display], deps)
+
+
+def _fails_to_read(path: Path, display: str, out: dict) -> bool:
+    """True (with its error result in out) when a file cannot be read as a source."""
     try:
-        src = read_source(path, display, load_macro_tables())
+        read_source(path, display, load_macro_tables())
     except SourceError as exc:
-        return _failed(display, str(exc)), False
-    except RecursionError:
-        return _failed(display, _too_deep("source")), False
-    except Exception as exc:
-        return _failed(display, _internal(exc)), False
+        out[display] = _failed(display, str(exc))
+        return True
+    except Exception:
+        return False
+    return False
+
+
+def _analyse_alone(src, disk: Path) -> FileResult:
     try:
-        result = analyse_source(src, load_contracts(), load_registry())
+        return analyse_unit([src], load_contracts(), load_registry(), DEFAULT_BUDGET,
+                            {src.path: disk})[0]
     except RecursionError:
         # cfg.py (CFGBuilder.stmt/seq/cond) and engine/evaluate.py (Evaluator.eval and its
         # helpers) recurse over the syntax tree; a function nested some hundreds of levels deep
         # exhausts Python's stack.  Until they are iterative, the file is reported, not analysed.
-        return _failed(display, _too_deep("analysis")), False
+        return _failed(src.path, _too_deep("analysis"))
     except Exception as exc:
-        return _failed(display, _internal(exc)), False
-    if cache is not None:
-        if key is None or src.raw != raw:  # unreadable for the key, or changed since
-            key = cache.key(display, src.raw)
-        cache.put(key, result)
-    return result, False
+        return _failed(src.path, _internal(exc))
 
 
 def _read_for_key(path: Path) -> bytes | None:
@@ -150,8 +214,25 @@ def _internal(exc: BaseException) -> str:
     return f"internal error: {type(exc).__name__}: {msg}; please report"
 
 
-def _analyse_task(item: tuple[str, str], cache: Cache | None = None) -> tuple[FileResult, bool]:
-    return _analyse(Path(item[0]), item[1], cache)
+def _unit_task(unit: list[tuple[str, str]], cache: Cache | None = None) -> list[tuple[FileResult, bool]]:
+    try:
+        return _analyse_unit(unit, cache)
+    except RecursionError:
+        return [(_failed(d, _too_deep("analysis")), False) for _, d in unit]
+    except Exception as exc:
+        return [(_failed(d, _internal(exc)), False) for _, d in unit]
+
+
+def units_of(items: list[tuple[str, str]], max_files: int = MAX_UNIT_FILES) -> list[list[tuple[str, str]]]:
+    """Files grouped by directory (a driver), in discovery order, at most max_files a group."""
+    groups: dict[str, list[tuple[str, str]]] = {}
+    for item in items:
+        groups.setdefault(os.path.dirname(item[1]), []).append(item)
+    out = []
+    for members in groups.values():
+        for i in range(0, len(members), max_files):
+            out.append(members[i : i + max_files])
+    return out
 
 
 def run(paths: list[str], jobs: int | None = None, timeout: float | None = DEFAULT_FILE_TIMEOUT,
@@ -169,24 +250,32 @@ def run(paths: list[str], jobs: int | None = None, timeout: float | None = DEFAU
     result = RunResult(notices=list(notices))
     jobs = jobs or os.cpu_count() or 1
     items = [(str(p), d) for p, d in files]
-    task = functools.partial(_analyse_task, cache=cache)
-    if jobs == 1 and not timeout:
-        outcomes = (call_with_limit(task, item, i, None) for i, item in enumerate(items))
-    else:
-        outcomes = map_with_limits(task, items, jobs, timeout)
+    position = {d: i for i, (_, d) in enumerate(items)}
     slots: list[FileResult | None] = [None] * len(items)
-    for out in outcomes:
-        display = items[out.index][1]
-        result.file_seconds[display] = out.seconds
-        result.file_cpu[display] = out.cpu
+    units = units_of(items)
+    retry: list[tuple[str, str]] = []
+    for unit, out in zip_outcomes(units, _unit_task, jobs, timeout, cache, weight=len):
         if out.failure is not None:
-            message = out.failure
-            if message == TIMED_OUT:
-                message = f"analysis timed out after {timeout:g} s"
-            slots[out.index] = _failed(display, message)
-        else:
-            slots[out.index], from_cache = out.value
+            if len(unit) > 1:
+                retry.extend(unit)  # one slow or crashing file: the others still get analysed
+                continue
+            display = unit[0][1]
+            slots[position[display]] = _failed(display, _failure_message(out.failure, timeout))
+            result.file_seconds[display], result.file_cpu[display] = out.seconds, out.cpu
+            continue
+        share = len(unit)
+        for (_, display), (file_result, from_cache) in zip(unit, out.value):
+            slots[position[display]] = file_result
             result.cached += from_cache
+            result.file_seconds[display] = out.seconds / share
+            result.file_cpu[display] = out.cpu / share
+    for unit, out in zip_outcomes([[item] for item in retry], _unit_task, jobs, timeout, cache):
+        display = unit[0][1]
+        result.file_seconds[display], result.file_cpu[display] = out.seconds, out.cpu
+        if out.failure is not None:
+            slots[position[display]] = _failed(display, _failure_message(out.failure, timeout))
+        else:
+            slots[position[display]] = out.value[0][0]
     for out in slots:
         assert out is not None
         result.files += 1
@@ -198,6 +287,21 @@ def run(paths: list[str], jobs: int | None = None, timeout: float | None = DEFAU
     result.findings.sort(key=_finding_order)
     result.notices.sort(key=lambda n: (n.path, n.line, n.kind, n.message))
     return result
+
+
+def zip_outcomes(units, task, jobs: int, timeout, cache, weight=None):
+    """(unit, Outcome) pairs in unit order, analysed by up to `jobs` workers."""
+    fn = functools.partial(task, cache=cache)
+    if jobs == 1 and not timeout:
+        outcomes = [call_with_limit(fn, unit, i, None) for i, unit in enumerate(units)]
+    else:
+        outcomes = list(map_with_limits(fn, units, jobs, timeout, weight=weight))
+    outcomes.sort(key=lambda o: o.index)
+    return [(units[o.index], o) for o in outcomes]
+
+
+def _failure_message(failure: str, timeout) -> str:
+    return f"analysis timed out after {timeout:g} s" if failure == TIMED_OUT else failure
 
 
 def _finding_order(f: Finding) -> tuple:

@@ -74,8 +74,8 @@ def _worker_main(conn, fn: Callable, timeout: float | None) -> None:
             return
         if msg is None:
             return
-        index, item = msg
-        out = call_with_limit(fn, item, index, timeout)
+        index, item, limit = msg
+        out = call_with_limit(fn, item, index, limit)
         try:
             conn.send(out)
         except (EOFError, OSError):
@@ -94,10 +94,11 @@ class _Worker:
         child.close()
         self.index: int | None = None
         self.started = 0.0
+        self.hard: float | None = None
 
-    def give(self, index: int, item) -> None:
-        self.conn.send((index, item))
-        self.index, self.started = index, time.monotonic()
+    def give(self, index: int, item, limit: float | None = None, hard: float | None = None) -> None:
+        self.conn.send((index, item, limit))
+        self.index, self.started, self.hard = index, time.monotonic(), hard
 
     def stop(self, kill: bool = False) -> None:
         if self.proc.is_alive():
@@ -135,27 +136,35 @@ def _context():
 
 
 def map_with_limits(fn: Callable, items: Iterable, jobs: int, timeout: float | None,
-                    grace: float | None = None) -> Iterator[Outcome]:
-    """Yield one Outcome per item (in completion order), using up to jobs worker processes."""
+                    grace: float | None = None,
+                    weight: Callable[[object], float] | None = None) -> Iterator[Outcome]:
+    """Yield one Outcome per item (in completion order), using up to jobs worker processes.
+    `weight(item)` scales the time limit of an item (a unit of several files gets their sum)."""
     todo = deque(enumerate(items))
     if not todo:
         return
-    hard = None
-    if timeout:
-        hard = timeout + (grace if grace is not None else max(2.0, timeout / 2))
+
+    def limits(item) -> tuple[float | None, float | None]:
+        if not timeout:
+            return None, None
+        soft = timeout * (weight(item) if weight is not None else 1)
+        return soft, soft + (grace if grace is not None else max(2.0, soft / 2))
+
     ctx = _context()
     workers = [_Worker(ctx, fn, timeout) for _ in range(max(1, min(jobs, len(todo))))]
     try:
         while True:
             for w in workers:
                 if w.index is None and todo:
-                    w.give(*todo.popleft())
+                    index, item = todo.popleft()
+                    w.give(index, item, *limits(item))
             busy = [w for w in workers if w.index is not None]
             if not busy:
                 return
             wait = None
-            if hard is not None:
-                wait = max(0.0, min(w.started for w in busy) + hard - time.monotonic())
+            deadlines = [w.started + w.hard for w in busy if w.hard is not None]
+            if deadlines:
+                wait = max(0.0, min(deadlines) - time.monotonic())
             ready = set(multiprocessing.connection.wait(
                 [w.conn for w in busy] + [w.proc.sentinel for w in busy], wait))
             now = time.monotonic()
@@ -174,7 +183,7 @@ def map_with_limits(fn: Callable, items: Iterable, jobs: int, timeout: float | N
                         continue
                 elif w.proc.sentinel in ready:
                     lost = w.death_reason()
-                elif hard is not None and now - w.started >= hard:
+                elif w.hard is not None and now - w.started >= w.hard:
                     lost = TIMED_OUT
                 if lost is None:
                     continue
