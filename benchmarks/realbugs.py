@@ -12,20 +12,34 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import subprocess
 import sys
 from collections import defaultdict
 from pathlib import Path
 
-from dmalint.runner import analyse_file
+from dmalint.runner import run
 
 HERE = Path(__file__).resolve().parent
 DEFAULT_KERNEL = Path("/work/kernel/linux-source-6.1")
 
 
 def findings_in(path: Path, function: str) -> list:
-    result = analyse_file(path, str(path))
-    return [f for f in result.findings if f.function == function or function.startswith("(")]
+    """Findings in the function, with the file analysed together with its directory (the
+    driver's other files beside it, as dmalint sees a driver directory)."""
+    result = run([str(path.parent)], jobs=1, timeout=None)
+    return [f for f in result.findings if f.path == str(path)
+            and (f.function == function or function.startswith("("))]
+
+
+def add_siblings(case_dir: Path, file: str, kernel: Path) -> None:
+    """Copy the case file's directory siblings (other .c/.h) from the kernel tree."""
+    source_dir = kernel / file
+    for sibling in source_dir.parent.iterdir():
+        if sibling.suffix in (".c", ".h") and sibling.name != source_dir.name:
+            target = case_dir / Path(file).parent / sibling.name
+            if not target.exists():
+                shutil.copyfile(sibling, target)
 
 
 def main() -> int:
@@ -51,6 +65,7 @@ def main() -> int:
         if not line.strip():
             continue
         case = json.loads(line)
+        add_siblings(args.out / case["id"], case["file"], args.kernel)
         buggy = args.out / case["id"] / case["file"]
         fixed = args.kernel / case["file"]
         on_buggy = findings_in(buggy, case["function"])

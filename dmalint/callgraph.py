@@ -50,9 +50,9 @@ class Summary:
     def exact_release(self, rel: Release, roles) -> bool:
         """True when this is the helper's only release of what it names (no branch picks
         another release of the same argument, so its size and direction can be compared)."""
-        target = {r: v for r, v in roles if r in ("handle", "cpu") and isinstance(v, ParamRef)}
+        target = {v for r, v in roles if r in ("handle", "cpu") and isinstance(v, ParamRef)}
         same = [1 for _, other in self.releases
-                if {r: v for r, v in other if r in ("handle", "cpu") and isinstance(v, ParamRef)} == target]
+                if target & {v for r, v in other if r in ("handle", "cpu") and isinstance(v, ParamRef)}]
         return len(same) == 1
 
 
@@ -161,6 +161,9 @@ def _acquire_into_summary(fn, params, contracts, known) -> Summary | None:
     type_node = fn.node.child_by_field_name("type")
     if found is None or type_node is None or text(type_node).split()[-1] not in ("int", "long"):
         return None
+    acquires = [c for c in _calls(fn.body) if _acquire_contract(c, contracts, known) is not None]
+    if len(acquires) > 1:
+        return None  # it picks between allocations (a pool block or a mapped buffer)
     return found
 
 

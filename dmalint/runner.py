@@ -103,10 +103,11 @@ def _analyse_unit(items: list[tuple[str, str]], cache: Cache | None) -> list[tup
     keys: dict[str, str] = {}
     hits: dict[str, FileResult] = {}
     if cache is not None:
+        digests = _digests(raws)
         for path, display in items:
             if raws[display] is None:
                 continue
-            keys[display] = file_cache_key(cache, display, raws)
+            keys[display] = file_cache_key(cache, display, raws, digests)
             hit = cache.get(keys[display], display)
             if hit is not None:
                 hits[display] = hit
@@ -146,20 +147,28 @@ def _analyse_unit(items: list[tuple[str, str]], cache: Cache | None) -> list[tup
             for src in sources:
                 out[src.path] = _analyse_alone(src, disk[src.path])
     if cache is not None and whole:
+        raws.update((src.path, src.raw) for src in sources)  # what was analysed, if it changed
+        digests = _digests(raws)
         for src in sources:
             if any(n.kind == "error" for n in out[src.path].notices):
                 continue  # failures are never cached
-            raws[src.path] = src.raw
-            cache.put(file_cache_key(cache, src.path, raws), out[src.path])
+            cache.put(file_cache_key(cache, src.path, raws, digests), out[src.path])
     return [(out[d], False) for _, d in items]
 
 
-def file_cache_key(cache: Cache, display: str, raws: dict[str, bytes | None]) -> str:
+def file_cache_key(cache: Cache, display: str, raws: dict[str, bytes | None],
+                   digests: dict[str, str | None] | None = None) -> str:
     """A file's cache key: its content, and its driver siblings' (a change in any of them can
-    change this file's cross-file findings)."""
-    deps = [(d, hashlib.sha256(r).hexdigest()) for d, r in sorted(raws.items())
-            if r is not None and d != display]
+    change this file's cross-file findings).  Pass digests (_digests(raws)) when keying every
+    file of a unit: hashing each sibling again for each file is quadratic in the unit's bytes."""
+    if digests is None:
+        digests = _digests(raws)
+    deps = [(d, h) for d, h in sorted(digests.items()) if h is not None and d != display]
     return cache.key(display, raws[display], deps)
+
+
+def _digests(raws: dict[str, bytes | None]) -> dict[str, str | None]:
+    return {d: hashlib.sha256(r).hexdigest() if r is not None else None for d, r in raws.items()}
 
 
 def _fails_to_read(path: Path, display: str, out: dict) -> bool:
