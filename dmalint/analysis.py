@@ -54,17 +54,32 @@ def analyse_source(src: SourceFile, contracts: Contracts, registry: Registry,
 def analyse_unit(sources: list[SourceFile], contracts: Contracts, registry: Registry,
                  budget: int = DEFAULT_BUDGET,
                  disk_paths: dict[str, Path] | None = None,
-                 target: Target = Target()) -> list[FileResult]:
+                 target: Target = Target(),
+                 more_sources=None) -> list[FileResult]:
     """The files of one driver, analysed together: helpers summarised across all of them, and
-    what one function keeps in a struct member paired with what another releases."""
+    what one function keeps in a struct member paired with what another releases.
+
+    `more_sources(names)`, when given, returns further files of the driver that mention any of
+    the names of the functions found so far (their callers); they join the analysis.  The
+    runner passes only the files that mention the DMA API first, so that a directory's other
+    files (register headers, unrelated code) are never read, neutralised or parsed."""
     parsed = []
     structs = StructIndex()
-    for src in sources:
-        root = parse(src.code).root_node
-        structs.add_source(src, root)
-        if disk_paths is not None and src.path in disk_paths:
-            structs.add_local_headers(src, disk_paths[src.path])
-        parsed.append((src, list(iter_functions(root))))
+
+    def add(batch: list[SourceFile]) -> None:
+        for src in batch:
+            root = parse(src.code).root_node
+            structs.add_source(src, root)
+            if disk_paths is not None and src.path in disk_paths:
+                structs.add_local_headers(src, disk_paths[src.path])
+            parsed.append((src, list(iter_functions(root))))
+
+    add(sources)
+    if more_sources is not None:
+        names = frozenset(fn.name for _, fns in parsed for fn in fns)
+        extra = more_sources(names)
+        sources = list(sources) + extra
+        add(extra)
     members = structs.resolved()
     every = [fn for _, fns in parsed for fn in fns]
     summaries = summarise(every, contracts)
@@ -130,6 +145,13 @@ def analyse_unit(sources: list[SourceFile], contracts: Contracts, registry: Regi
     for result in results.values():
         result.findings.sort(key=Finding.sort_key)
     return [results[src.path] for src in sources]
+
+
+@lru_cache(maxsize=8)
+def mention_pattern(names: frozenset[str]) -> re.Pattern[bytes]:
+    """Any of the names as a whole word (to find files worth reading)."""
+    alt = b"|".join(re.escape(n.encode()) for n in sorted(names, key=len, reverse=True))
+    return re.compile(rb"\b(?:" + alt + rb")\b")
 
 
 def analyse_function(fn: FunctionDef, src: SourceFile, contracts: Contracts, budget: int,

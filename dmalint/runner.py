@@ -13,12 +13,12 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from dmalint.analysis import FileResult, analyse_unit
+from dmalint.analysis import FileResult, analyse_unit, mention_pattern
 from dmalint.cache import Cache
 from dmalint.contracts.loader import load_contracts, load_macro_tables, load_registry
 from dmalint.engine.explore import DEFAULT_BUDGET
 from dmalint.findings import Finding, Notice
-from dmalint.source import MAX_FILE_BYTES, SourceError, read_source
+from dmalint.source import MAX_FILE_BYTES, SourceError, check_text, read_source
 from dmalint.workers import TIMED_OUT, call_with_limit, map_with_limits
 
 SOURCE_SUFFIXES = (".c", ".h")
@@ -116,8 +116,57 @@ def _analyse_unit(items: list[tuple[str, str]], cache: Cache | None) -> list[tup
         # Every readable file is cached; the others fail to read again (failures are never cached).
         return [(hits[d], True) if d in hits else (out[d], False) for _, d in items]
     out.clear()
-    sources = []
-    disk = {}
+    # Only the files that mention the DMA API are read first; the others join when they call a
+    # function of those (analyse_unit asks); the rest of the directory is never parsed.
+    api = mention_pattern(load_contracts().api_names())
+    first = [(p, d) for p, d in items if raws[d] is None or api.search(raws[d])]
+    rest = [(p, d) for p, d in items if (p, d) not in first]
+    sources, disk = _read_all(first, out)
+
+    def more_sources(names: frozenset[str]):
+        if not names or not rest:
+            return []
+        wanted = mention_pattern(names)
+        chosen = [(p, d) for p, d in rest if wanted.search(raws[d])]
+        extra, extra_disk = _read_all(chosen, out)
+        disk.update(extra_disk)
+        return extra
+
+    whole = True
+    if len(sources) == 1 and not rest:
+        out[sources[0].path] = _analyse_alone(sources[0], disk[sources[0].path])
+    elif sources:
+        try:
+            results = analyse_unit(sources, load_contracts(), load_registry(), DEFAULT_BUDGET, disk,
+                                   more_sources=more_sources)
+            out.update((r.path, r) for r in results)
+        except (Exception, RecursionError):
+            # Something in one file broke the driver-level analysis: every file on its own
+            # instead, so one file cannot cost its neighbours their findings.  Those results
+            # lack the cross-file view, so they are not cached.
+            whole = False
+            for src in sources:
+                out[src.path] = _analyse_alone(src, disk[src.path])
+    for _, d in items:
+        if d not in out:  # no DMA API and no caller of a function that has it: not parsed
+            try:
+                check_text(raws[d])
+                out[d] = FileResult(d)
+            except SourceError as exc:
+                out[d] = _failed(d, str(exc))
+    if cache is not None and whole:
+        raws.update((src.path, src.raw) for src in sources)  # what was analysed, if it changed
+        digests = _digests(raws)
+        for _, display in items:
+            if raws[display] is None or any(n.kind == "error" for n in out[display].notices):
+                continue  # failures are never cached
+            cache.put(file_cache_key(cache, display, raws, digests), out[display])
+    return [(out[d], False) for _, d in items]
+
+
+def _read_all(items, out: dict):
+    """Read and neutralise files; the failures go to out as error results."""
+    sources, disk = [], {}
     for path, display in items:
         try:
             src = read_source(Path(path), display, load_macro_tables())
@@ -132,28 +181,7 @@ def _analyse_unit(items: list[tuple[str, str]], cache: Cache | None) -> list[tup
             continue
         sources.append(src)
         disk[display] = Path(path)
-    whole = True
-    if len(sources) == 1:
-        out[sources[0].path] = _analyse_alone(sources[0], disk[sources[0].path])
-    elif sources:
-        try:
-            results = analyse_unit(sources, load_contracts(), load_registry(), DEFAULT_BUDGET, disk)
-            out.update((r.path, r) for r in results)
-        except (Exception, RecursionError):
-            # Something in one file broke the driver-level analysis: every file on its own
-            # instead, so one file cannot cost its neighbours their findings.  Those results
-            # lack the cross-file view, so they are not cached.
-            whole = False
-            for src in sources:
-                out[src.path] = _analyse_alone(src, disk[src.path])
-    if cache is not None and whole:
-        raws.update((src.path, src.raw) for src in sources)  # what was analysed, if it changed
-        digests = _digests(raws)
-        for src in sources:
-            if any(n.kind == "error" for n in out[src.path].notices):
-                continue  # failures are never cached
-            cache.put(file_cache_key(cache, src.path, raws, digests), out[src.path])
-    return [(out[d], False) for _, d in items]
+    return sources, disk
 
 
 def file_cache_key(cache: Cache, display: str, raws: dict[str, bytes | None],

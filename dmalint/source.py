@@ -81,9 +81,14 @@ def read_source(path: Path, display: str, tables: MacroTables) -> SourceFile:
         raise
     except OSError as exc:
         raise SourceError(exc.strerror or str(exc)) from None
+    check_text(raw)
+    return make_source(raw, display, tables)
+
+
+def check_text(raw: bytes) -> None:
+    """Raise SourceError for bytes that are not source text."""
     if b"\0" in raw[:8192]:
         raise SourceError("binary file (contains NUL bytes)")
-    return make_source(raw, display, tables)
 
 
 def make_source(raw: bytes, display: str, tables: MacroTables) -> SourceFile:
