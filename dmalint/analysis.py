@@ -12,6 +12,7 @@ from tree_sitter import Node
 
 from dmalint.callgraph import buffer_params, call_graph, summarise
 from dmalint.cfg import build_cfg
+from dmalint.contracts.macros import MacroTables
 from dmalint.contracts.model import Contracts, Registry
 from dmalint.consteval import Target
 from dmalint.driver import FunctionRecord, cross_function
@@ -55,16 +56,20 @@ def analyse_unit(sources: list[SourceFile], contracts: Contracts, registry: Regi
                  budget: int = DEFAULT_BUDGET,
                  disk_paths: dict[str, Path] | None = None,
                  target: Target = Target(),
-                 more_sources=None) -> list[FileResult]:
+                 more_sources=None, tables: MacroTables | None = None,
+                 include_dirs: tuple[str, ...] = ()) -> list[FileResult]:
     """The files of one driver, analysed together: helpers summarised across all of them, and
     what one function keeps in a struct member paired with what another releases.
+
+    tables (default: the built-in ones) neutralise the headers the files include; those are
+    looked for next to the including file, then in include_dirs.
 
     `more_sources(names)`, when given, returns further files of the driver that mention any of
     the names of the functions found so far (their callers); they join the analysis.  The
     runner passes only the files that mention the DMA API first, so that a directory's other
     files (register headers, unrelated code) are never read, neutralised or parsed."""
     parsed = []
-    structs = StructIndex()
+    structs = StructIndex(tables, include_dirs)
 
     def add(batch: list[SourceFile]) -> None:
         for src in batch:
@@ -136,7 +141,8 @@ def analyse_unit(sources: list[SourceFile], contracts: Contracts, registry: Regi
                         seen.add((finding.path, finding.line, finding.code))
                         results[src.path].findings.append(finding)
     layout_events = memory_rules(records, by_path, target, contracts.constants.get("DMA_TO_DEVICE"),
-                                 lambda: member_writes(every, structs))
+                                 lambda: member_writes(every, structs), tables=tables,
+                                 include_dirs=include_dirs)
     for path, event in cross_function(records) + layout_events:
         finding = to_finding(event, by_path[path], registry)
         if (finding.path, finding.line, finding.code) not in seen:

@@ -5,7 +5,8 @@ An entry holds one file's FileResult.  Its key is a SHA-256 over everything the 
   - the tool key, computed once per run: the dmalint version, a digest of dmalint's own Python
     sources (so a development tree never serves results of older code under an unchanged version
     number), a digest of the rules/ data files, and the relevant configuration (the analysis
-    budget; later user rule files and macro tables from .dmalint.toml);
+    budget; from .dmalint.toml the macro tables, include dirs, DMA granule and page size, but
+    not rule selection, severities or suppressions, which apply to findings afterwards);
   - the path the result will be reported under (findings and fingerprints carry it);
   - the file's content;
   - dependency hashes: today none, as the analysis is per file.  A later driver-level analysis

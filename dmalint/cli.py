@@ -6,6 +6,7 @@ Exit codes: 0 no findings, 1 findings, 2 a usage error or a file that could not 
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import sys
 import textwrap
@@ -35,6 +36,33 @@ def main() -> None:
     """dmalint: static checker for the Linux kernel DMA API contract."""
 
 
+def _selectors(ctx, param, values: tuple[str, ...]) -> tuple[str, ...] | None:
+    """--select/--ignore: comma-separated and repeatable; None when not given."""
+    if not values:
+        return None
+    return tuple(part.strip() for v in values for part in v.split(",") if part.strip())
+
+
+def _granule(ctx, param, value: int | None) -> int | None:
+    if value is not None and (value < 8 or value & (value - 1)):
+        raise click.BadParameter(f"{value} is not a power of two >= 8")
+    return value
+
+
+def _config_or_exit(paths, config_file: str | None, isolated: bool, **flags):
+    """The configuration file (found or given) with the flags on top; exit 2 when it is bad."""
+    from dmalint.config import load_config
+
+    if config_file is not None and isolated:
+        click.echo("dmalint: error: --config and --isolated exclude each other", err=True)
+        sys.exit(EXIT_ERROR)
+    try:
+        return load_config(list(paths), config_file, isolated).with_flags(**flags)
+    except RuleFileError as exc:
+        click.echo(f"dmalint: error: {exc}", err=True)
+        sys.exit(EXIT_ERROR)
+
+
 @main.command()
 @click.argument("paths", nargs=-1, required=True)
 @click.option("--format", "fmt", type=click.Choice(["text", "json", "sarif", "github"]),
@@ -45,25 +73,82 @@ def main() -> None:
               default=None, help="Write the report to FILE (atomically) instead of stdout.")
 @click.option("--trace", is_flag=True, help="Print each finding's witness path under it.")
 @click.option("-j", "--jobs", type=click.IntRange(min=1), default=None,
-              help="Worker processes (default: all cores).")
-@click.option("--file-timeout", type=click.FloatRange(min=0), default=20.0, show_default=True,
-              metavar="SECONDS",
-              help="Give up on a file after this long and report it (0: no limit).")
+              help="Worker processes (default: the configuration's 'jobs', else all cores).")
+@click.option("--file-timeout", type=click.FloatRange(min=0), default=None, metavar="SECONDS",
+              help="Give up on a file after this long and report it (0: no limit) "
+                   "[default: 20].")
 @click.option("--cache-dir", type=click.Path(file_okay=False), default=".dmalint_cache",
               show_default=True, help="Keep per-file results here; unchanged files are not "
                                       "analysed again.")
 @click.option("--no-cache", is_flag=True, help="Neither read nor write the cache.")
+@click.option("--config", "config_file", type=click.Path(dir_okay=False), default=None,
+              help="Read the configuration from FILE (.dmalint.toml, or a pyproject.toml with "
+                   "[tool.dmalint]) instead of searching for one.")
+@click.option("--isolated", is_flag=True, help="Ignore every configuration file.")
+@click.option("--select", multiple=True, callback=_selectors, metavar="RULES",
+              help="Only these rules: codes, prefixes (DMA00), names or groups, "
+                   "comma-separated; replaces the configuration's selection.")
+@click.option("--ignore", multiple=True, callback=_selectors, metavar="RULES",
+              help="Leave out these rules (same forms as --select).")
+@click.option("--dma-granule", type=int, default=None, callback=_granule, metavar="BYTES",
+              help="ARCH_DMA_MINALIGN of the target: 64 by default, 128 for arm64.")
+@click.option("--report-unused-suppressions", is_flag=True,
+              help="Report 'dmalint: ignore' comments that suppress nothing (exit 1 if any).")
+@click.option("--baseline", "baseline_file", type=click.Path(dir_okay=False), default=None,
+              help="Hide the findings recorded in this baseline file.")
+@click.option("--write-baseline", "write_baseline", type=click.Path(dir_okay=False),
+              default=None, help="Record the current findings in FILE, and exit 0.")
+@click.option("--diff", "diff_rev", metavar="REV", default=None,
+              help="Only findings on lines changed since the git revision REV.")
+@click.option("--statistics", is_flag=True,
+              help="After the report, print the number of findings per rule on stderr.")
 def check(paths: tuple[str, ...], fmt: str, output: str | None, trace: bool,
-          jobs: int | None, file_timeout: float, cache_dir: str, no_cache: bool) -> None:
+          jobs: int | None, file_timeout: float | None, cache_dir: str, no_cache: bool,
+          config_file: str | None, isolated: bool, select: tuple[str, ...] | None,
+          ignore: tuple[str, ...] | None, dma_granule: int | None,
+          report_unused_suppressions: bool, baseline_file: str | None,
+          write_baseline: str | None, diff_rev: str | None, statistics: bool) -> None:
     """Check C files and directories (recursively, .c and .h) for DMA API misuse."""
-    from dmalint.report import github, json_report, sarif, text
-    from dmalint.report.output import open_output
+    from dmalint import baseline, postfilter
     from dmalint.cache import Cache
-    from dmalint.runner import default_cache_options, run
+    from dmalint.gitdiff import ChangedLines, DiffError
+    from dmalint.progress import Progress
+    from dmalint.report import github, json_report, sarif, statistics as stats, text
+    from dmalint.report.output import open_output
+    from dmalint.runner import DEFAULT_FILE_TIMEOUT, default_cache_options, run
 
     _load_rules_or_exit()
-    cache = None if no_cache else Cache.open(cache_dir, default_cache_options())
-    result = run(list(paths), jobs, timeout=file_timeout or None, cache=cache)
+    config = _config_or_exit(paths, config_file, isolated, select=select, ignore=ignore or (),
+                             dma_granule=dma_granule, jobs=jobs, file_timeout=file_timeout)
+    recorded = changed = None
+    try:
+        if baseline_file is not None and write_baseline is None:
+            recorded = baseline.load(baseline_file)
+        if diff_rev is not None:
+            changed = ChangedLines.since(diff_rev, list(paths))
+    except (baseline.BaselineError, DiffError) as exc:
+        click.echo(f"dmalint: error: {exc}", err=True)
+        sys.exit(EXIT_ERROR)
+    cache = None if no_cache else Cache.open(cache_dir, default_cache_options(config))
+    timeout = config.file_timeout if config.file_timeout is not None else DEFAULT_FILE_TIMEOUT
+    progress = Progress(sys.stderr)
+    try:
+        result = run(list(paths), config.jobs, timeout=timeout or None, cache=cache,
+                     config=config, progress=progress)
+    finally:
+        progress.close()
+    done = postfilter.apply(result, config, report_unused_suppressions, recorded, changed)
+    result = done.result
+    if write_baseline is not None:
+        try:
+            n = baseline.write(write_baseline, done.current)
+        except baseline.BaselineError as exc:
+            click.echo(f"dmalint: error: {exc}", err=True)
+            sys.exit(EXIT_ERROR)
+        text.report_notices(result, sys.stderr)
+        click.echo(f"dmalint: wrote {n} finding{'s' * (n != 1)} to the baseline {write_baseline}",
+                   err=True)
+        sys.exit(EXIT_ERROR if result.errors else EXIT_CLEAN)
     reporters = {"json": json_report.report, "sarif": sarif.report, "github": github.report}
     try:
         with open_output(output) as out:
@@ -78,11 +163,54 @@ def check(paths: tuple[str, ...], fmt: str, output: str | None, trace: bool,
         sys.exit(EXIT_ERROR)
     if fmt == "text":
         text.report_notices(result, sys.stderr)
+    else:  # machine formats carry no suppression notices (json has them in "notices" too)
+        text.report_notices(dataclasses.replace(
+            result, notices=[n for n in result.notices if n.kind == "suppression"]), sys.stderr)
+    if recorded is not None:
+        click.echo(f"dmalint: {done.baselined} finding{'s' * (done.baselined != 1)} hidden by "
+                   f"the baseline {baseline_file}", err=True)
     if fmt == "text" or output is not None:  # a report written to a file leaves stdout silent
         click.echo(text.summary_line(result), err=True)
+    if statistics:
+        stats.report(result.findings, sys.stderr)
     if result.errors:
         sys.exit(EXIT_ERROR)
-    sys.exit(EXIT_FINDINGS if result.findings else EXIT_CLEAN)
+    unused = report_unused_suppressions and done.unused_suppressions
+    sys.exit(EXIT_FINDINGS if result.findings or unused else EXIT_CLEAN)
+
+
+@main.command(context_settings={"ignore_unknown_options": True, "help_option_names": []})
+@click.argument("args", nargs=-1, type=click.UNPROCESSED)
+def kbuild(args: tuple[str, ...]) -> None:
+    """The checker for kbuild: make C=1 CHECK="dmalint kbuild" M=drivers/foo.
+
+    Takes the compiler's flags and the C file as kbuild passes them; uses -I, -D, -include and
+    --arch, ignores the rest.  Prints sparse-style lines on stderr and exits 0 even with
+    findings, unless --error-exit is given (or DMALINT_KBUILD_ERROR=1 is set)."""
+    from dmalint import kbuild as kb, postfilter
+    from dmalint.runner import DEFAULT_FILE_TIMEOUT, run
+
+    if args in (("--help",), ("-h",)):
+        click.echo(click.get_current_context().get_help())
+        return
+    parsed = kb.parse_compiler_args(list(args))
+    if not parsed.files:
+        click.echo("dmalint kbuild: error: no C file in the arguments", err=True)
+        sys.exit(EXIT_ERROR)
+    _load_rules_or_exit()
+    config = _config_or_exit(parsed.files, None, False)
+    defines = {**parsed.defines,
+               **kb.forced_defines(parsed.forced_includes, config.tables(load_macro_tables()))}
+    config = config.with_flags(
+        include_dirs=config.include_dirs + tuple(os.path.abspath(d) for d in parsed.include_dirs),
+        defines=tuple(defines.values()),
+        dma_granule=None if config.dma_granule is not None else kb.granule_for(parsed.arch))
+    timeout = config.file_timeout if config.file_timeout is not None else DEFAULT_FILE_TIMEOUT
+    result = run(parsed.files, 1, timeout=timeout or None, cache=None, config=config)
+    result = postfilter.apply(result, config).result
+    kb.report(result, sys.stderr)
+    if kb.error_exit_requested(parsed) and (result.findings or result.errors):
+        sys.exit(EXIT_ERROR if result.errors else EXIT_FINDINGS)
 
 
 @main.command("rules")

@@ -33,16 +33,17 @@ class LayoutEngine:
     """Layouts of the structs a driver declares.
 
     sources: the driver's files (their ``#include "..."`` headers are read too, resolved against
-    the including file's directory, then include_dirs).  Names are resolved per translation
-    unit: a source file and everything it includes."""
+    the including file's directory, then include_dirs, and neutralised with tables, by default
+    the built-in macro tables).  Names are resolved per translation unit: a source file and
+    everything it includes."""
 
     def __init__(self, sources: list[SourceFile], include_dirs=(),
                  kernel_types: KernelTypes | None = None, target: Target = Target(),
-                 cache: dict | None = None) -> None:
+                 cache: dict | None = None, tables=None) -> None:
         self.target = target
         self.kernel_types = kernel_types if kernel_types is not None else load_kernel_types()
         self.include_dirs = [Path(d) for d in include_dirs]
-        self._tables = load_macro_tables()
+        self._tables = tables if tables is not None else load_macro_tables()
         self._cache = cache if cache is not None else {}  # disk path -> DeclFile (shareable)
         self._units: list[TranslationUnit] = []
         for src in sources:

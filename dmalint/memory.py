@@ -34,7 +34,8 @@ class MemoryStats:
 
 def memory_rules(records: list[FunctionRecord], sources: dict[str, SourceFile], target: Target,
                  to_device: int | None, writes_of=None,
-                 stats: MemoryStats | None = None) -> list[tuple[str, Event]]:
+                 stats: MemoryStats | None = None, tables=None,
+                 include_dirs=()) -> list[tuple[str, Event]]:
     """Events for the cache-line and small-allocation rules, with the file each belongs to.
     `writes_of()` returns every member the driver's functions write (computed only if needed)."""
     stats = stats if stats is not None else MemoryStats()
@@ -42,7 +43,7 @@ def memory_rules(records: list[FunctionRecord], sources: dict[str, SourceFile], 
     allocations = [(r, a) for r in records for a in r.log.allocations]
     if not candidates and not allocations:
         return []
-    engine = LayoutEngine(list(sources.values()), target=target)
+    engine = LayoutEngine(list(sources.values()), include_dirs, target=target, tables=tables)
     writes: dict = dict(writes_of()) if (candidates and writes_of is not None) else {}
     for rec in records:
         for key, where in rec.log.writes.items():

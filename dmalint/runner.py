@@ -10,20 +10,43 @@ from __future__ import annotations
 import functools
 import hashlib
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from typing import Callable
+
 from dmalint.analysis import FileResult, analyse_unit, mention_pattern
 from dmalint.cache import Cache
+from dmalint.config import Config
+from dmalint.consteval import Target
 from dmalint.contracts.loader import load_contracts, load_macro_tables, load_registry
+from dmalint.contracts.macros import MacroTables
 from dmalint.engine.explore import DEFAULT_BUDGET
 from dmalint.findings import Finding, Notice
-from dmalint.source import MAX_FILE_BYTES, SourceError, check_text, read_source
+from dmalint.source import MAX_FILE_BYTES, Define, SourceError, check_text, read_source
 from dmalint.workers import TIMED_OUT, call_with_limit, map_with_limits
 
 SOURCE_SUFFIXES = (".c", ".h")
 DEFAULT_FILE_TIMEOUT = 20.0
 MAX_UNIT_FILES = 64  # files of one directory analysed together (a driver); larger ones are split
+
+
+@dataclass(frozen=True)
+class Settings:
+    """What the analysis of a unit needs besides its files: the configuration's share of it.
+    Passed to the task functions (workers are forked after it is built), never a global."""
+
+    tables: MacroTables
+    target: Target = Target()
+    include_dirs: tuple[str, ...] = ()
+    defines: tuple[Define, ...] = ()  # the command line's, seen before each file's own
+
+    @classmethod
+    def of(cls, config: Config | None) -> "Settings":
+        config = config or Config()
+        return cls(config.tables(load_macro_tables()), config.target(), config.include_dirs,
+                   config.defines)
 
 
 @dataclass
@@ -37,6 +60,7 @@ class RunResult:
     damaged: int = 0
     analysed: int = 0
     cached: int = 0  # files whose result came from the cache
+    paths: list[str] = field(default_factory=list)  # every file of the run, in order
     # Wall and CPU seconds per analysed file (display path): for benchmarks, never reported,
     # as they differ between runs.
     file_seconds: dict[str, float] = field(default_factory=dict, compare=False)
@@ -47,11 +71,14 @@ class RunResult:
         return [n for n in self.notices if n.kind == "error"]
 
 
-def discover(paths: list[str]) -> tuple[list[tuple[Path, str]], list[Notice]]:
+def discover(paths: list[str], excluded: Callable[[str], bool] | None = None,
+             ) -> tuple[list[tuple[Path, str]], list[Notice]]:
     """Files to analyse, as (path on disk, path to display), and notices for bad arguments.
 
     Directories are walked in sorted order without following symlinked directories (loops);
-    files named explicitly are analysed whatever their suffix."""
+    files named explicitly are analysed whatever their suffix.  `excluded(path)` drops files
+    and prunes directories, named explicitly or found in a walk."""
+    excluded = excluded or (lambda _: False)
     files: list[tuple[Path, str]] = []
     notices: list[Notice] = []
     seen: set[str] = set()
@@ -60,14 +87,16 @@ def discover(paths: list[str]) -> tuple[list[tuple[Path, str]], list[Notice]]:
         if not p.exists() and not p.is_symlink():
             notices.append(Notice(arg, 0, "error", "no such file or directory"))
             continue
+        if excluded(arg):
+            continue
         if p.is_dir():
             for root, dirs, names in os.walk(p, followlinks=False, onerror=_walk_error(notices)):
-                dirs.sort()
+                dirs[:] = sorted(d for d in dirs if not excluded(os.path.join(root, d)))
                 for name in sorted(names):
                     if name.endswith(SOURCE_SUFFIXES):
                         fp = Path(root) / name
                         key = os.path.normpath(str(fp))
-                        if key not in seen:
+                        if key not in seen and not excluded(key):
                             seen.add(key)
                             files.append((fp, key))
         else:
@@ -86,24 +115,28 @@ def _walk_error(notices: list[Notice]):
     return record
 
 
-def analyse_file(path: Path, display: str, cache: Cache | None = None) -> FileResult:
+def analyse_file(path: Path, display: str, cache: Cache | None = None,
+                 settings: Settings | None = None) -> FileResult:
     """One file, never raising for a problem with the input or an error in the analysis."""
-    return _analyse(path, display, cache)[0]
+    return _analyse(path, display, cache, settings)[0]
 
 
-def _analyse(path: Path, display: str, cache: Cache | None) -> tuple[FileResult, bool]:
+def _analyse(path: Path, display: str, cache: Cache | None,
+             settings: Settings | None = None) -> tuple[FileResult, bool]:
     """(result, True when it came from the cache)."""
-    return _analyse_unit([(str(path), display)], cache)[0]
+    return _analyse_unit([(str(path), display)], cache, settings)[0]
 
 
-def _analyse_unit(items: list[tuple[str, str]], cache: Cache | None) -> list[tuple[FileResult, bool]]:
+def _analyse_unit(items: list[tuple[str, str]], cache: Cache | None,
+                  settings: Settings | None = None) -> list[tuple[FileResult, bool]]:
     """The files of one driver directory, analysed together (helpers, struct members and
     call graph span them); each result is cached under its own content and its siblings'."""
+    settings = settings or Settings.of(None)
     raws = {display: _read_for_key(Path(path)) for path, display in items}
     keys: dict[str, str] = {}
     hits: dict[str, FileResult] = {}
     if cache is not None:
-        digests = _digests(raws)
+        digests = {**_digests(raws), **_header_digests(raws, settings.include_dirs)}
         for path, display in items:
             if raws[display] is None:
                 continue
@@ -112,7 +145,7 @@ def _analyse_unit(items: list[tuple[str, str]], cache: Cache | None) -> list[tup
             if hit is not None:
                 hits[display] = hit
     out: dict[str, FileResult] = {}
-    if hits and all(_fails_to_read(Path(p), d, out) for p, d in items if d not in hits):
+    if hits and all(_fails_to_read(Path(p), d, out, settings) for p, d in items if d not in hits):
         # Every readable file is cached; the others fail to read again (failures are never cached).
         return [(hits[d], True) if d in hits else (out[d], False) for _, d in items]
     out.clear()
@@ -121,24 +154,25 @@ def _analyse_unit(items: list[tuple[str, str]], cache: Cache | None) -> list[tup
     api = mention_pattern(load_contracts().api_names())
     first = [(p, d) for p, d in items if raws[d] is None or api.search(raws[d])]
     rest = [(p, d) for p, d in items if (p, d) not in first]
-    sources, disk = _read_all(first, out)
+    sources, disk = _read_all(first, out, settings)
 
     def more_sources(names: frozenset[str]):
         if not names or not rest:
             return []
         wanted = mention_pattern(names)
         chosen = [(p, d) for p, d in rest if wanted.search(raws[d])]
-        extra, extra_disk = _read_all(chosen, out)
+        extra, extra_disk = _read_all(chosen, out, settings)
         disk.update(extra_disk)
         return extra
 
     whole = True
     if len(sources) == 1 and not rest:
-        out[sources[0].path] = _analyse_alone(sources[0], disk[sources[0].path])
+        out[sources[0].path] = _analyse_alone(sources[0], disk[sources[0].path], settings)
     elif sources:
         try:
             results = analyse_unit(sources, load_contracts(), load_registry(), DEFAULT_BUDGET, disk,
-                                   more_sources=more_sources)
+                                   settings.target, more_sources=more_sources,
+                                   tables=settings.tables, include_dirs=settings.include_dirs)
             out.update((r.path, r) for r in results)
         except (Exception, RecursionError):
             # Something in one file broke the driver-level analysis: every file on its own
@@ -146,7 +180,7 @@ def _analyse_unit(items: list[tuple[str, str]], cache: Cache | None) -> list[tup
             # lack the cross-file view, so they are not cached.
             whole = False
             for src in sources:
-                out[src.path] = _analyse_alone(src, disk[src.path])
+                out[src.path] = _analyse_alone(src, disk[src.path], settings)
     for _, d in items:
         if d not in out:  # no DMA API and no caller of a function that has it: not parsed
             try:
@@ -156,7 +190,7 @@ def _analyse_unit(items: list[tuple[str, str]], cache: Cache | None) -> list[tup
                 out[d] = _failed(d, str(exc))
     if cache is not None and whole:
         raws.update((src.path, src.raw) for src in sources)  # what was analysed, if it changed
-        digests = _digests(raws)
+        digests = {**_digests(raws), **_header_digests(raws, settings.include_dirs)}
         for _, display in items:
             if raws[display] is None or any(n.kind == "error" for n in out[display].notices):
                 continue  # failures are never cached
@@ -164,12 +198,12 @@ def _analyse_unit(items: list[tuple[str, str]], cache: Cache | None) -> list[tup
     return [(out[d], False) for _, d in items]
 
 
-def _read_all(items, out: dict):
+def _read_all(items, out: dict, settings: Settings):
     """Read and neutralise files; the failures go to out as error results."""
     sources, disk = [], {}
     for path, display in items:
         try:
-            src = read_source(Path(path), display, load_macro_tables())
+            src = read_source(Path(path), display, settings.tables)
         except SourceError as exc:
             out[display] = _failed(display, str(exc))
             continue
@@ -179,6 +213,8 @@ def _read_all(items, out: dict):
         except Exception as exc:
             out[display] = _failed(display, _internal(exc))
             continue
+        if settings.defines:  # as the compiler sees them: before the file's own #defines
+            src.defines = {**{d.name: d for d in settings.defines}, **src.defines}
         sources.append(src)
         disk[display] = Path(path)
     return sources, disk
@@ -195,14 +231,33 @@ def file_cache_key(cache: Cache, display: str, raws: dict[str, bytes | None],
     return cache.key(display, raws[display], deps)
 
 
+_QUOTED_INCLUDE = re.compile(rb'^[ \t]*#[ \t]*include[ \t]*"([^"\n]+)"', re.M)
+
+
+def _header_digests(raws: dict[str, bytes | None], include_dirs) -> dict[str, str | None]:
+    """Headers the unit's files include from the configured include directories (one level),
+    by path: dependencies of every file of the unit, for the cache key."""
+    out: dict[str, str | None] = {}
+    if not include_dirs:
+        return out
+    names = {m.group(1).decode("utf-8", "surrogateescape")
+             for raw in raws.values() if raw is not None for m in _QUOTED_INCLUDE.finditer(raw)}
+    for name in sorted(names):
+        for d in include_dirs:
+            header = os.path.join(d, name)
+            if os.path.isfile(header):
+                out[header] = _digests({header: _read_for_key(Path(header))})[header]
+    return out
+
+
 def _digests(raws: dict[str, bytes | None]) -> dict[str, str | None]:
     return {d: hashlib.sha256(r).hexdigest() if r is not None else None for d, r in raws.items()}
 
 
-def _fails_to_read(path: Path, display: str, out: dict) -> bool:
+def _fails_to_read(path: Path, display: str, out: dict, settings: Settings) -> bool:
     """True (with its error result in out) when a file cannot be read as a source."""
     try:
-        read_source(path, display, load_macro_tables())
+        read_source(path, display, settings.tables)
     except SourceError as exc:
         out[display] = _failed(display, str(exc))
         return True
@@ -211,10 +266,11 @@ def _fails_to_read(path: Path, display: str, out: dict) -> bool:
     return False
 
 
-def _analyse_alone(src, disk: Path) -> FileResult:
+def _analyse_alone(src, disk: Path, settings: Settings) -> FileResult:
     try:
         return analyse_unit([src], load_contracts(), load_registry(), DEFAULT_BUDGET,
-                            {src.path: disk})[0]
+                            {src.path: disk}, settings.target, tables=settings.tables,
+                            include_dirs=settings.include_dirs)[0]
     except RecursionError:
         # cfg.py (CFGBuilder.stmt/seq/cond) and engine/evaluate.py (Evaluator.eval and its
         # helpers) recurse over the syntax tree; a function nested some hundreds of levels deep
@@ -251,9 +307,10 @@ def _internal(exc: BaseException) -> str:
     return f"internal error: {type(exc).__name__}: {msg}; please report"
 
 
-def _unit_task(unit: list[tuple[str, str]], cache: Cache | None = None) -> list[tuple[FileResult, bool]]:
+def _unit_task(unit: list[tuple[str, str]], cache: Cache | None = None,
+               settings: Settings | None = None) -> list[tuple[FileResult, bool]]:
     try:
-        return _analyse_unit(unit, cache)
+        return _analyse_unit(unit, cache, settings)
     except RecursionError:
         return [(_failed(d, _too_deep("analysis")), False) for _, d in unit]
     except Exception as exc:
@@ -273,25 +330,40 @@ def units_of(items: list[tuple[str, str]], max_files: int = MAX_UNIT_FILES) -> l
 
 
 def run(paths: list[str], jobs: int | None = None, timeout: float | None = DEFAULT_FILE_TIMEOUT,
-        cache: Cache | None = None) -> RunResult:
+        cache: Cache | None = None, config: Config | None = None,
+        progress: Callable[[int, int], None] | None = None) -> RunResult:
     """Analyse every file under paths with jobs worker processes (default: all cores).
 
     timeout limits each file's analysis in seconds (None or 0: no limit).  A limit needs a worker
     process even with jobs=1; only an unlimited single-job run stays in this process.  The result
-    is the same whatever jobs is.  Raises RuleFileError when the rules do not load."""
+    is the same whatever jobs is.  config supplies the macro tables, the target machine, include
+    directories and excluded paths (rule selection is applied later, to the findings).
+    progress(done, total) is called in this process as files finish.  Raises RuleFileError when
+    the rules do not load."""
     # Loaded once, here: forked workers inherit them, so every file of the run sees the same
     # rules even if rules/ changes meanwhile, and a broken rule file fails the run at once
     # (RuleFileError) instead of every file.
     load_macro_tables(), load_contracts(), load_registry()
-    files, notices = discover(paths)
-    result = RunResult(notices=list(notices))
+    settings = Settings.of(config)
+    files, notices = discover(paths, config.is_excluded if config is not None else None)
+    result = RunResult(notices=list(notices), paths=[d for _, d in files])
     jobs = jobs or os.cpu_count() or 1
     items = [(str(p), d) for p, d in files]
     position = {d: i for i, (_, d) in enumerate(items)}
     slots: list[FileResult | None] = [None] * len(items)
     units = units_of(items)
     retry: list[tuple[str, str]] = []
-    for unit, out in zip_outcomes(units, _unit_task, jobs, timeout, cache, weight=len):
+    done = 0
+
+    def finished(unit, out) -> None:
+        nonlocal done
+        if out.failure is None or len(unit) == 1:  # a failed larger unit is retried file by file
+            done += len(unit)
+            if progress is not None:
+                progress(done, len(items))
+
+    for unit, out in zip_outcomes(units, _unit_task, jobs, timeout, cache, weight=len,
+                                  settings=settings, on_outcome=finished):
         if out.failure is not None:
             if len(unit) > 1:
                 retry.extend(unit)  # one slow or crashing file: the others still get analysed
@@ -306,7 +378,8 @@ def run(paths: list[str], jobs: int | None = None, timeout: float | None = DEFAU
             result.cached += from_cache
             result.file_seconds[display] = out.seconds / share
             result.file_cpu[display] = out.cpu / share
-    for unit, out in zip_outcomes([[item] for item in retry], _unit_task, jobs, timeout, cache):
+    for unit, out in zip_outcomes([[item] for item in retry], _unit_task, jobs, timeout, cache, settings=settings,
+                                  on_outcome=finished):
         display = unit[0][1]
         result.file_seconds[display], result.file_cpu[display] = out.seconds, out.cpu
         if out.failure is not None:
@@ -326,13 +399,20 @@ def run(paths: list[str], jobs: int | None = None, timeout: float | None = DEFAU
     return result
 
 
-def zip_outcomes(units, task, jobs: int, timeout, cache, weight=None):
-    """(unit, Outcome) pairs in unit order, analysed by up to `jobs` workers."""
-    fn = functools.partial(task, cache=cache)
+def zip_outcomes(units, task, jobs: int, timeout, cache, weight=None, settings=None,
+                 on_outcome=None):
+    """(unit, Outcome) pairs in unit order, analysed by up to `jobs` workers;
+    on_outcome(unit, outcome) is called as each arrives."""
+    fn = functools.partial(task, cache=cache, settings=settings)
     if jobs == 1 and not timeout:
-        outcomes = [call_with_limit(fn, unit, i, None) for i, unit in enumerate(units)]
+        stream = (call_with_limit(fn, unit, i, None) for i, unit in enumerate(units))
     else:
-        outcomes = list(map_with_limits(fn, units, jobs, timeout, weight=weight))
+        stream = map_with_limits(fn, units, jobs, timeout, weight=weight)
+    outcomes = []
+    for o in stream:
+        outcomes.append(o)
+        if on_outcome is not None:
+            on_outcome(units[o.index], o)
     outcomes.sort(key=lambda o: o.index)
     return [(units[o.index], o) for o in outcomes]
 
@@ -347,6 +427,9 @@ def _finding_order(f: Finding) -> tuple:
             tuple((s.line, s.kind, s.message, s.path or "") for s in f.trace))
 
 
-def default_cache_options() -> dict:
+def default_cache_options(config: Config | None = None) -> dict:
     """The configuration that changes results, for the cache key."""
-    return {"budget": DEFAULT_BUDGET, "max_file_bytes": MAX_FILE_BYTES}
+    options = {"budget": DEFAULT_BUDGET, "max_file_bytes": MAX_FILE_BYTES}
+    if config is not None:
+        options["config"] = config.cache_options()
+    return options

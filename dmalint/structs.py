@@ -12,6 +12,7 @@ from pathlib import Path
 from tree_sitter import Node
 
 from dmalint.contracts.loader import load_macro_tables
+from dmalint.contracts.macros import MacroTables
 from dmalint.parse import parse, text
 from dmalint.source import SourceError, SourceFile, read_source
 
@@ -31,7 +32,9 @@ def type_name(type_node: Node | None) -> str | None:
 class StructIndex:
     """(struct, member) -> the struct type the member holds (itself, or per array element)."""
 
-    def __init__(self) -> None:
+    def __init__(self, tables: MacroTables | None = None, include_dirs=()) -> None:
+        self.tables = tables
+        self.include_dirs = [Path(d) for d in include_dirs]
         self.members: dict[tuple[str, str], str] = {}
         self.aliases: dict[str, str] = {}  # typedef name -> struct tag
         self._seen: set[str] = set()
@@ -55,14 +58,18 @@ class StructIndex:
             stack.extend(n.named_children)
 
     def add_local_headers(self, src: SourceFile, disk_path: Path) -> None:
-        """The `#include "x.h"` headers next to a file, when they exist."""
+        """The `#include "x.h"` headers next to a file (else in the include directories),
+        when they exist."""
         for name, _ in src.includes:
-            header = disk_path.parent / name
+            header = next((d / name for d in [disk_path.parent, *self.include_dirs]
+                           if (d / name).is_file()), None)
+            if header is None:
+                continue
             key = str(header)
-            if key in self._seen or not header.is_file():
+            if key in self._seen:
                 continue
             try:
-                self.add_source(read_source(header, key, load_macro_tables()))
+                self.add_source(read_source(header, key, self.tables or load_macro_tables()))
             except SourceError:
                 self._seen.add(key)
 
