@@ -173,7 +173,8 @@ def parse_core(origin: str, text: str) -> CoreTables:
     data = read_toml(origin, text)
     lists = {}
     for key in ("transparent", "noreturn", "value_transforms", "io_writes", "error_pointers",
-                "int_return_types", "irq_disable", "irq_enable", "success_errnos", "borrows"):
+                "int_return_types", "irq_disable", "irq_enable", "success_errnos", "borrows",
+                "managed_actions"):
         value = data.get(key, [])
         if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
             raise RuleFileError(origin, None, f"'{key}' must be a list of strings")

@@ -105,6 +105,7 @@ class CoreTables:
     value_transforms: frozenset[str] = frozenset()
     io_writes: frozenset[str] = frozenset()
     borrows: frozenset[str] = frozenset()
+    managed_actions: frozenset[str] = frozenset()
     irq_disable: frozenset[str] = frozenset()
     irq_enable: frozenset[str] = frozenset()
     error_pointers: frozenset[str] = frozenset()

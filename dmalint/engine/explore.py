@@ -258,6 +258,9 @@ class Explorer:
 
     def _comparison(self, left: Value, op: str, right: Value, cond: Node, st: State):
         """Reduce `x op y` to a value tested for truth (and whether to negate it)."""
+        if isinstance(left, Chk) and right == ZERO and op in ("<", "<=", ">=", ">"):
+            # a helper's -errno result: `helper() < 0` is its failure
+            return left, op in (">=", ">")
         if isinstance(left, (Res, Chk)) and right == ZERO:
             if op in ("==", "!="):
                 return left, op == "=="

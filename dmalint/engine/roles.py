@@ -437,6 +437,8 @@ class ContractRoles:
         """A call we have no contract for: a region value passed in is used (and, unless the
         callee only writes a register, handed over); storage passed by address may be
         rewritten, and any region stored there is handed over with it."""
+        if name in self.core.managed_actions:
+            self._managed_action(arg_nodes, st)
         borrowed = name in self.core.io_writes or name in self.core.borrows
         for arg, v in zip(arg_nodes, vals):
             if isinstance(v, Res):
@@ -611,6 +613,18 @@ class ContractRoles:
                 self.emit("stack-dma", arg_nodes[idx], st, target, call=via,
                           variable=path_text(vals[idx].path[:1]))
 
+    def _managed_action(self, arg_nodes: list[Node], st: State) -> None:
+        """devm_add_action(dev, release_helper, data): what the helper releases is now released
+        by the driver core, like a dmam_* allocation."""
+        families: set[str] = set()
+        for arg in arg_nodes:
+            summary = self.summaries.get(text(arg)) if arg.type == "identifier" else None
+            if summary is not None and summary.kind in ("release", "may-release"):
+                families |= set(summary.families)
+        for reg in list(st.regions.values()):
+            if reg.status == LIVE and self.contract_of(reg).family in families:
+                st.regions[reg.rid] = reg.but(escaped=True, handed=True)
+
     # -- buffers embedded in structs, for the cache-line rule ------------------------------------
     def log_embedded(self, arg: Node, direction: int | None, call: str, node: Node, st: State) -> None:
         """`&p->cmd`, `p->buf` (an array member), `&p->buf[0]`, through casts: the struct of
@@ -653,3 +667,5 @@ def _in_loop(node: Node) -> bool:
             return True
         n = n.parent
     return False
+
+
