@@ -143,7 +143,8 @@ def analyse_unit(sources: list[SourceFile], contracts: Contracts, registry: Regi
     layout_events = memory_rules(records, by_path, target, contracts.constants.get("DMA_TO_DEVICE"),
                                  lambda: member_writes(every, structs), tables=tables,
                                  include_dirs=include_dirs)
-    for path, event in cross_function(records) + layout_events:
+    may_release = frozenset(f for s in summaries.values() if s.kind == "may-release" for f in s.families)
+    for path, event in cross_function(records, structs.defined, may_release) + layout_events:
         finding = to_finding(event, by_path[path], registry)
         if (finding.path, finding.line, finding.code) not in seen:
             seen.add((finding.path, finding.line, finding.code))

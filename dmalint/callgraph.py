@@ -76,8 +76,7 @@ def call_graph(functions: list[FunctionDef]) -> nx.DiGraph:
     names = {fn.name for fn in functions}
     for fn in functions:
         g.add_node(fn.name)
-        for call in _calls(fn.body):
-            callee = text(call.child_by_field_name("function"))
+        for callee in fn.callee_names:
             if callee in names and callee != fn.name:
                 g.add_edge(fn.name, callee)
     return g
@@ -96,11 +95,17 @@ def summarise(functions: list[FunctionDef], contracts: Contracts, depth: int = 3
         order = list(reversed(list(nx.topological_sort(graph))))
     except nx.NetworkXUnfeasible:
         order = sorted(by_name)
+    # A summary starts from a call of a contract function or of an already summarised helper
+    # (every kind below looks such a call up first): a function calling neither has none.
+    contract_names = frozenset(contracts.checks) | frozenset(contracts.acquires) | \
+        frozenset(contracts.releases)
     for _ in range(depth):
         changed = False
         for name in order:
             fn = by_name.get(name)
             if fn is None:
+                continue
+            if fn.callee_set.isdisjoint(contract_names) and fn.callee_set.isdisjoint(out):
                 continue
             summary = _summarise_one(fn, contracts, out)
             if summary is not None and out.get(name) != summary:
@@ -130,8 +135,8 @@ def _acquire_into_summary(fn, params, contracts, known) -> Summary | None:
     -ENOMEM; return 0;`: one acquire stored into the parameters' members, in a helper that
     reports the failure through an int return."""
     found = None
-    for n in _walk(fn.body):
-        if n.type != "assignment_expression" or text(n.child_by_field_name("operator")) != "=":
+    for n in fn.nodes_of("assignment_expression"):
+        if text(n.child_by_field_name("operator")) != "=":
             continue
         value = _strip_casts(n.child_by_field_name("right"))
         if value.type != "call_expression":
@@ -161,15 +166,14 @@ def _acquire_into_summary(fn, params, contracts, known) -> Summary | None:
     type_node = fn.node.child_by_field_name("type")
     if found is None or type_node is None or text(type_node).split()[-1] not in ("int", "long"):
         return None
-    acquires = [c for c in _calls(fn.body) if _acquire_contract(c, contracts, known) is not None]
+    acquires = [c for c in fn.calls if _acquire_contract(c, contracts, known) is not None]
     if len(acquires) > 1:
         return None  # it picks between allocations (a pool block or a mapped buffer)
     return found
 
 
 def _check_summary(fn, params, contracts, known) -> Summary | None:
-    for call in _calls(fn.body):
-        name = text(call.child_by_field_name("function"))
+    for call, name in zip(fn.calls, fn.callee_names):
         check = contracts.checks.get(name)
         idx = check.args.get("handle", 0) if check is not None else None
         inner = known.get(name)
@@ -189,7 +193,7 @@ def _check_summary(fn, params, contracts, known) -> Summary | None:
 def _acquire_summary(fn, params, contracts, known) -> Summary | None:
     """A helper whose every value-returning `return` hands back one acquire's result, unchecked
     inside (a helper that checks and returns 0 on failure changes the failure convention)."""
-    returns = [n for n in _walk(fn.body) if n.type == "return_statement" and n.named_child_count]
+    returns = [n for n in fn.nodes_of("return_statement") if n.named_child_count]
     if not returns:
         return None
     assigned = _assigned_from_acquire(fn, contracts, known)
@@ -228,8 +232,7 @@ def _acquire_summary(fn, params, contracts, known) -> Summary | None:
 def _release_summary(fn, params, contracts, known) -> Summary | None:
     releases = []
     families: set[str] = set()
-    for call in _calls(fn.body):
-        name = text(call.child_by_field_name("function"))
+    for call, name in zip(fn.calls, fn.callee_names):
         rel = contracts.releases.get(name)
         inner = known.get(name)
         if rel is None:
@@ -282,7 +285,7 @@ def _acquire_contract(call: Node, contracts: Contracts, known: dict[str, Summary
 
 def _assigned_from_acquire(fn, contracts, known) -> dict[str, Node]:
     out: dict[str, Node] = {}
-    for n in _walk(fn.body):
+    for n in fn.nodes_of("assignment_expression", "init_declarator"):
         target = value = None
         if n.type == "assignment_expression" and text(n.child_by_field_name("operator")) == "=":
             target, value = n.child_by_field_name("left"), n.child_by_field_name("right")
@@ -297,22 +300,24 @@ def _assigned_from_acquire(fn, contracts, known) -> dict[str, Node]:
 
 
 def _checks_inside(fn, contracts, known) -> bool:
-    for call in _calls(fn.body):
-        name = text(call.child_by_field_name("function"))
+    for name in fn.callee_names:
         if name in contracts.checks or (name in known and known[name].kind == "check"):
             return True
-    for n in _walk(fn.body):  # `if (!buf) return NULL;` also changes nothing, but `if (!buf)` on
-        if n.type == "if_statement":  # an acquire result is a check of a NULL-failing acquire
-            cond = text(n.child_by_field_name("condition"))
-            for name in _assigned_from_acquire(fn, contracts, known):
-                if re.search(r"\b" + re.escape(name) + r"\b", cond):
-                    return True
+    ifs = fn.nodes_of("if_statement")  # `if (!buf) return NULL;` also changes nothing, but
+    if not ifs:  # `if (!buf)` on an acquire result is a check of a NULL-failing acquire
+        return False
+    assigned = _assigned_from_acquire(fn, contracts, known)  # the same for every `if`
+    for n in ifs:
+        cond = text(n.child_by_field_name("condition"))
+        for name in assigned:
+            if re.search(r"\b" + re.escape(name) + r"\b", cond):
+                return True
     return False
 
 
 def _returns_negation(fn: FunctionDef, check: str) -> bool:
-    for n in _walk(fn.body):
-        if n.type == "return_statement" and n.named_child_count:
+    for n in fn.nodes_of("return_statement"):
+        if n.named_child_count:
             value = unwrap_parens(n.named_children[0])
             if value.type == "unary_expression" and text(value.child_by_field_name("operator")) == "!":
                 inner = unwrap_parens(value.child_by_field_name("argument"))
@@ -334,18 +339,6 @@ def _arg(call: Node, idx: int) -> Node | None:
     return named[idx] if idx < len(named) else None
 
 
-def _walk(node: Node):
-    stack = [node]
-    while stack:
-        n = stack.pop()
-        yield n
-        stack.extend(n.named_children)
-
-
-def _calls(node: Node):
-    return (n for n in _walk(node) if n.type == "call_expression")
-
-
 def buffer_params(functions: list[FunctionDef], contracts: Contracts,
                   depth: int = 3) -> dict[str, dict[int, str]]:
     """Helpers that pass a parameter on to a call that DMAs it: helper -> {parameter index: the
@@ -353,13 +346,15 @@ def buffer_params(functions: list[FunctionDef], contracts: Contracts,
     makes its `data` parameter DMA'd; helpers of helpers are followed `depth` levels."""
     out: dict[str, dict[int, str]] = {}
     fns = [fn for fn in functions if not fn.damaged]
+    buffer_names = frozenset(contracts.buffers)
     for _ in range(depth):
         changed = False
         for fn in fns:
+            if fn.callee_set.isdisjoint(buffer_names) and fn.callee_set.isdisjoint(out):
+                continue  # it passes nothing on to a DMA'ing call: no new targets
             params = parameter_names(fn)
             found = dict(out.get(fn.name, {}))
-            for call in _calls(fn.body):
-                name = text(call.child_by_field_name("function"))
+            for call, name in zip(fn.calls, fn.callee_names):
                 targets: dict[int, str] = {}
                 if name in contracts.buffers:
                     targets[contracts.buffers[name].arg] = name

@@ -39,8 +39,11 @@ def key_text(key: tuple) -> str:
     return f"struct {key[0]}." + ".".join(key[1:])
 
 
-def cross_function(records: list[FunctionRecord]) -> list[tuple[str, Event]]:
-    """Events (with the path of the file they belong to) found only across functions."""
+def cross_function(records: list[FunctionRecord], defined: set[str] | frozenset = frozenset(),
+                   may_release: frozenset[str] = frozenset()) -> list[tuple[str, Event]]:
+    """Events (with the path of the file they belong to) found only across functions.
+    `defined`: the structs the driver's files define; `may_release`: families some helper
+    releases without our knowing which member (then nothing of them is "never released")."""
     stores: dict[tuple, list[tuple[FunctionRecord, Side]]] = {}
     releases: dict[tuple, list[tuple[FunctionRecord, Side]]] = {}
     counts: dict[tuple, tuple[str, int, str, str]] = {}
@@ -61,6 +64,8 @@ def cross_function(records: list[FunctionRecord]) -> list[tuple[str, Event]]:
             acquired = [(r, a) for r, a in stores.get(key, []) if a.related(rel)]
             if any(r.function != rec.function for r, _ in acquired):
                 out.extend((rec.path, ev) for ev in _mismatches(key, rec, rel, acquired, counts))
+    released = set().union(*(rec.log.released_keys for rec in records)) if records else set()
+    out.extend(_never_released(records, released, polluted, defined, may_release))
     for rec in records:
         if not rec.is_root:
             continue  # a helper's caller may clean up when it fails
@@ -148,3 +153,37 @@ def _stored_leak_event(rec: FunctionRecord, leak: StoredLeak, key, elsewhere) ->
                           (rel.line, f"{rel.in_function}() releases {key_text(key)}, but it does "
                                      f"not run when this function fails")),
                  anchor=f"{reg.acquire}:{reg.handle_text}")
+
+
+def _never_released(records, released, polluted, defined,
+                    may_release) -> list[tuple[str, Event]]:
+    """A member of one of the driver's own structs that receives a mapping or an allocation
+    which no function of the driver ever releases from it (through its handle or its CPU
+    address: a region kept in two members is released when either is), in a driver that
+    releases other regions of the same family."""
+    out = []
+    reported: set = set()
+    # Only where the driver does release this family somewhere: then one member it never
+    # releases stands out (a driver that never unmaps anything is judged by other rules).
+    families = set().union(*(rec.log.released_families for rec in records)) if records else set()
+    for rec in records:
+        by_region: dict = {}
+        for (rid, key), side in rec.log.stores.items():
+            by_region.setdefault(rid, []).append(side)
+        for sides in by_region.values():
+            keys = {s.key for s in sides}
+            if keys & (released | polluted) or any(not s.owned or s.managed or s.family in may_release
+                                                  or s.family not in families for s in sides):
+                continue
+            acq = min(sides, key=lambda s: repr(s.key))
+            if acq.key[0] not in defined or acq.key in reported:
+                continue
+            reported.add(acq.key)
+            data = {"handle": key_text(acq.key), "acquire": acq.function, "acquire_line": acq.line,
+                    "member": key_text(acq.key)}
+            trace = tuple(Step(s.line, s.kind, s.message, rec.path) for s in acq.trace) + (
+                Step(acq.line, "store", f"kept in {key_text(acq.key)}; no function of the driver "
+                                        f"releases it", rec.path),)
+            out.append((rec.path, Event("never-released", acq.line, 1, rec.function, data, trace,
+                                        anchor=f"{acq.function}:{key_text(acq.key)}")))
+    return out

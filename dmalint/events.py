@@ -34,4 +34,5 @@ EVENT_FIELDS: dict[str, tuple[str, ...]] = {
     "stack-dma": _RES + ("call", "variable"),
     "shared-cacheline": _RES + ("struct", "member", "range", "neighbours", "granule", "writes"),
     "small-coherent": _RES + ("size", "page", "how", "suggestion"),
+    "never-released": _RES + ("member",),
 }

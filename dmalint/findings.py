@@ -56,6 +56,10 @@ class Finding:
         }
         if self.verdict is not None:
             out["verdict"] = self.verdict
+            if "verdict_reason" in self.extra:
+                out["verdict_reason"] = self.extra["verdict_reason"]
+            if "dmesg" in self.extra:
+                out["dmesg"] = self.extra["dmesg"].split("\n")
         return out
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from typing import Iterator
 
 import tree_sitter_c
@@ -20,6 +20,11 @@ def parse(code: bytes) -> Tree:
     return Parser(c_language()).parse(code)
 
 
+# The node types the driver-level passes look for in function bodies (FunctionDef.nodes_of).
+INDEXED_TYPES = frozenset({"call_expression", "assignment_expression", "init_declarator",
+                           "return_statement", "if_statement"})
+
+
 @dataclass(frozen=True)
 class FunctionDef:
     """A function definition in a parsed file."""
@@ -32,6 +37,52 @@ class FunctionDef:
     def damaged(self) -> bool:
         """True when tree-sitter had to invent or skip text inside this function."""
         return self.node.has_error
+
+    # The driver-level passes (callgraph summaries, buffer parameters, the call graph) each
+    # look at every function body several times per round; walking the tree through
+    # tree-sitter's Python API is what costs, so each body is walked once and the nodes kept.
+    # cached_property writes the instance __dict__ directly, which a frozen dataclass allows;
+    # the cached values take no part in equality or hashing.
+    @cached_property
+    def body_nodes(self) -> tuple[tuple[Node, ...], tuple[str, ...]]:
+        """The body's named nodes of the INDEXED_TYPES in walk order (depth first, last child
+        first: the order the passes always used), with each node's type alongside.  Only
+        those types are kept, so that a large driver's bodies do not stay in memory whole."""
+        nodes: list[Node] = []
+        kinds: list[str] = []
+        stack = [self.body]
+        while stack:
+            n = stack.pop()
+            t = n.type
+            if t in INDEXED_TYPES:
+                nodes.append(n)
+                kinds.append(t)
+            stack.extend(n.named_children)
+        return tuple(nodes), tuple(kinds)
+
+    def nodes_of(self, *types: str) -> list[Node]:
+        """The body's nodes of these types (all among INDEXED_TYPES), in walk order."""
+        assert INDEXED_TYPES.issuperset(types), types
+        nodes, kinds = self.body_nodes
+        if len(types) == 1:
+            t = types[0]
+            return [n for n, k in zip(nodes, kinds) if k == t]
+        return [n for n, k in zip(nodes, kinds) if k in types]
+
+    @cached_property
+    def calls(self) -> tuple[Node, ...]:
+        """The body's call expressions, in walk order."""
+        return tuple(self.nodes_of("call_expression"))
+
+    @cached_property
+    def callee_names(self) -> tuple[str, ...]:
+        """The text of each call's function expression, aligned with `calls`."""
+        return tuple(text(c.child_by_field_name("function")) for c in self.calls)
+
+    @cached_property
+    def callee_set(self) -> frozenset[str]:
+        """The names this function calls (to skip it quickly when none of them matter)."""
+        return frozenset(self.callee_names)
 
 
 def text(node: Node | None) -> str:

@@ -24,6 +24,7 @@ from dmalint.contracts.loader import load_contracts, load_macro_tables, load_reg
 from dmalint.contracts.macros import MacroTables
 from dmalint.engine.explore import DEFAULT_BUDGET
 from dmalint.findings import Finding, Notice
+from dmalint.simulate.verdict import simulate_findings
 from dmalint.source import MAX_FILE_BYTES, Define, SourceError, check_text, read_source
 from dmalint.workers import TIMED_OUT, call_with_limit, map_with_limits
 
@@ -174,6 +175,7 @@ def _analyse_unit(items: list[tuple[str, str]], cache: Cache | None,
                                    settings.target, more_sources=more_sources,
                                    tables=settings.tables, include_dirs=settings.include_dirs)
             out.update((r.path, r) for r in results)
+            _simulate(results, sources)
         except (Exception, RecursionError):
             # Something in one file broke the driver-level analysis: every file on its own
             # instead, so one file cannot cost its neighbours their findings.  Those results
@@ -266,11 +268,26 @@ def _fails_to_read(path: Path, display: str, out: dict, settings: Settings) -> b
     return False
 
 
+def _simulate(results, sources) -> None:
+    """The reference simulator's verdicts, set before results are cached; never loses findings."""
+    by_path = {src.path: src for src in sources}
+    for result in results:
+        try:
+            simulate_findings(result.findings, by_path)
+        except (Exception, RecursionError) as exc:
+            for f in result.findings:
+                if f.verdict is None:
+                    f.verdict = "unknown"
+                    f.extra["verdict_reason"] = f"simulator error: {type(exc).__name__}"
+
+
 def _analyse_alone(src, disk: Path, settings: Settings) -> FileResult:
     try:
-        return analyse_unit([src], load_contracts(), load_registry(), DEFAULT_BUDGET,
-                            {src.path: disk}, settings.target, tables=settings.tables,
-                            include_dirs=settings.include_dirs)[0]
+        result = analyse_unit([src], load_contracts(), load_registry(), DEFAULT_BUDGET,
+                              {src.path: disk}, settings.target, tables=settings.tables,
+                              include_dirs=settings.include_dirs)[0]
+        _simulate([result], [src])
+        return result
     except RecursionError:
         # cfg.py (CFGBuilder.stmt/seq/cond) and engine/evaluate.py (Evaluator.eval and its
         # helpers) recurse over the syntax tree; a function nested some hundreds of levels deep

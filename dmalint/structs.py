@@ -37,6 +37,7 @@ class StructIndex:
         self.include_dirs = [Path(d) for d in include_dirs]
         self.members: dict[tuple[str, str], str] = {}
         self.aliases: dict[str, str] = {}  # typedef name -> struct tag
+        self.defined: set[str] = set()  # structs whose definition the driver's files hold
         self._seen: set[str] = set()
 
     def canonical(self, name: str) -> str:
@@ -92,6 +93,7 @@ class StructIndex:
                 name = text(decls[0]) if decls and decls[0].type == "type_identifier" else None
         if name is None:
             return
+        self.defined.add(name)
         self._body(name, n.child_by_field_name("body"))
 
     def _body(self, name: str, body: Node) -> None:

@@ -38,6 +38,7 @@ class Side:
     indexed: bool = False  # stored in an array element (a ring slot), not a single member
     long_key: FieldKey | None = None  # the whole chain from the root's type: (priv, tx, dma)
     cookie: bool = False  # a NO_KERNEL_MAPPING cookie was stored here
+    owned: bool = True  # the member holds the region (not a scatterlist that names it)
 
     def related(self, other: "Side") -> bool:
         """Whether two sides may be about the same storage: same member of the same struct,
@@ -95,6 +96,8 @@ class FieldLog:
     embedded: list[Embedded] = field(default_factory=list)
     allocations: list[Allocation] = field(default_factory=list)
     writes: dict = field(default_factory=dict)  # member key (short or long) -> (line, function)
+    released_keys: set = field(default_factory=set)  # members some release here read or undid
+    released_families: set = field(default_factory=set)  # families this function releases at all
 
     def merge(self, table: dict, key: tuple, side: Side) -> None:
         """Log a side; seen again on another path with other values, the values are unknown."""

@@ -205,7 +205,7 @@ class ContractRoles:
         held_in = member_read(cpu) if acq.identity == "cpu" else None
         if held_in is not None and not self.scope.is_local_storage(held_in):
             # a scatterlist kept in a struct member: pair it with releases elsewhere
-            self.log_store(held_in, Res(rid, "cpu"), st.regions[rid], st, node)
+            self.log_store(held_in, Res(rid, "cpu"), st.regions[rid], st, node, owned=False)
         return Res(rid, acq.returns)
 
     # -- finding the region a call is about ----------------------------------------------------
@@ -229,6 +229,7 @@ class ContractRoles:
                 st: State) -> None:
         reg, _ = self.region_of(rel.args, vals, st)
         line = node.start_point[0] + 1
+        self.field_log.released_families.add(rel.family)
         if reg is None:
             self._irqs_check(rel, node, st, None)
             self.log_release(rel, node, arg_nodes, vals, st)
@@ -263,6 +264,7 @@ class ContractRoles:
             self.attrs_match(reg, rel.function, rel.args, vals, node, st)
         self._irqs_check(rel, node, st, reg)
         self.released_sites.add(reg.rid)
+        self.field_log.released_keys |= self.field_log.keys_of_region.get(reg.rid, set())
         st.regions[reg.rid] = st.regions[reg.rid].but(status=RELEASED, release_line=line)
         st.step(line, "release", f"{rel.function}() releases the region from line {reg.line}")
 
@@ -471,7 +473,8 @@ class ContractRoles:
                         st.regions[reg.rid] = st.regions[reg.rid].but(escaped=True, handed=True)
 
     # -- the field log, for the driver-level pass ----------------------------------------------
-    def log_store(self, path, value: Res, reg: Region, st: State, node: Node) -> None:
+    def log_store(self, path, value: Res, reg: Region, st: State, node: Node,
+                  owned: bool = True) -> None:
         """A region (or its mapped count) stored into a struct member."""
         key = field_key(path, self.scope.types, self.scope.members)
         if key is None:
@@ -488,7 +491,7 @@ class ContractRoles:
             canonical(reg.direction, types, self.scope.members), reg.direction_text, canonical(reg.count, types, self.scope.members),
             reg.count_text, reg.line, self.function, tuple(st.steps()),
             indexed=any(p.startswith("[") for p in path), long_key=long_key(path, types),
-            cookie=self.is_cookie(reg) and value.part == "cpu"))
+            cookie=self.is_cookie(reg) and value.part == "cpu", owned=owned))
 
     def log_release(self, rel: Release, node: Node, arg_nodes: list[Node], vals: list[Value],
                     st: State) -> None:
@@ -498,10 +501,11 @@ class ContractRoles:
             idx = rel.args.get(role)
             if idx is not None and idx < len(vals):
                 read = member_read(vals[idx])
-                key = field_key(read, self.scope.types, self.scope.members)
-                if key is not None:
-                    chain = long_key(read, self.scope.types)
-                    break
+                found = field_key(read, self.scope.types, self.scope.members)
+                if found is not None:
+                    self.field_log.released_keys.add(found)  # both the handle's and the cpu's
+                    if key is None:
+                        key, chain = found, long_key(read, self.scope.types)
         if key is None:
             return
         types = self.scope.types

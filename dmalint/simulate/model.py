@@ -1,0 +1,293 @@
+"""An independent model of the kernel's CONFIG_DMA_API_DEBUG (kernel/dma/debug.c, 6.1), of
+mm/dmapool.c's debug checks, and of DMA_ATTR_NO_KERNEL_MAPPING cookies.
+
+The table holds live entries keyed by (device, DMA address).  Each operation checks what the
+kernel checks and records a Report with the kernel's message text.  Values may be concrete
+(ints, hashable objects) or opaque: two opaque values are equal only when they are the same
+object; a comparison the model cannot decide is recorded in `undecided`, never reported.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+DMA_MAPPING_ERROR = (1 << 64) - 1
+
+TYPE_NAMES = {"single": "single", "sg": "scather-gather",  # sic: the kernel's spelling
+              "coherent": "coherent", "resource": "resource"}
+DIR_NAMES = {0: "DMA_BIDIRECTIONAL", 1: "DMA_TO_DEVICE", 2: "DMA_FROM_DEVICE", 3: "DMA_NONE"}
+DMA_BIDIRECTIONAL, DMA_TO_DEVICE, DMA_FROM_DEVICE = 0, 1, 2
+
+# map_err_type (enum map_err_types)
+MAP_ERR_CHECK_NOT_APPLICABLE = "MAP_ERR_CHECK_NOT_APPLICABLE"
+MAP_ERR_NOT_CHECKED = "MAP_ERR_NOT_CHECKED"
+MAP_ERR_CHECKED = "MAP_ERR_CHECKED"
+
+
+def same(a, b) -> bool | None:
+    """True/False when decidable, None when not (opaque values that are different objects)."""
+    if a is b:
+        return True
+    if isinstance(a, int) and isinstance(b, int) and not isinstance(a, bool):
+        return a == b
+    try:
+        if hash(a) == hash(b) and a == b:
+            return True
+    except TypeError:
+        pass
+    return None
+
+
+def _hex(v) -> str:
+    return f"0x{v:016x}" if isinstance(v, int) else str(v)
+
+
+def _num(v) -> str:
+    return str(v) if isinstance(v, int) else f"<{v}>"
+
+
+def _dir(v) -> str:
+    return DIR_NAMES.get(v, str(v)) if isinstance(v, int) else f"<{v}>"
+
+
+@dataclass
+class Entry:
+    dev: object
+    addr: object
+    size: object
+    type: str
+    direction: object
+    cpu: object = None
+    sg_call_ents: object = 0
+    sg_mapped_ents: object = 0
+    map_err: str = MAP_ERR_CHECK_NOT_APPLICABLE
+    line: int = 0
+
+    def describe(self) -> str:
+        out = (f"[{TYPE_NAMES.get(self.type, self.type)}] dev={self.dev} addr={_hex(self.addr)} "
+               f"size={_num(self.size)} dir={_dir(self.direction)}")
+        if self.type == "sg":
+            out += f" sg_call_ents={_num(self.sg_call_ents)} mapped={_num(self.sg_mapped_ents)}"
+        if self.map_err != MAP_ERR_CHECK_NOT_APPLICABLE:
+            out += f" {self.map_err}"
+        return out + f" (line {self.line})"
+
+
+@dataclass(frozen=True)
+class Report:
+    """One message the kernel would print: `DMA-API: <driver> <device>: <text>`."""
+
+    line: int
+    dev: object
+    text: str
+    source: str = "DMA-API"  # or "dmapool", "fault"
+
+    def dmesg(self) -> str:
+        if self.source == "DMA-API":
+            return f"DMA-API: driver {self.dev}: {self.text}"
+        return f"{self.source}: {self.text}"
+
+
+@dataclass
+class Pool:
+    name: object
+    dev: object
+    size: object
+    blocks: dict = field(default_factory=dict)  # cpu -> dma
+    freed: set = field(default_factory=set)
+
+
+class DmaDebug:
+    """The table and the checks.  `line` is set by the caller before each operation."""
+
+    def __init__(self) -> None:
+        self.entries: dict[tuple, Entry] = {}
+        self.reports: list[Report] = []
+        self.undecided: list[str] = []
+        self.pools: dict[object, Pool] = {}
+        self.cookies: set = set()
+        self.line = 0
+
+    # -- helpers -----------------------------------------------------------------------------
+    def _err(self, dev, text: str, source: str = "DMA-API") -> None:
+        self.reports.append(Report(self.line, dev, text, source))
+
+    def _find(self, dev, addr) -> Entry | None:
+        for (d, a), e in self.entries.items():
+            if same(d, dev) and same(a, addr):
+                return e
+        return None
+
+    def _key(self, entry: Entry):
+        return next(k for k, e in self.entries.items() if e is entry)
+
+    def _differs(self, a, b, what: str) -> bool:
+        s = same(a, b)
+        if s is None:
+            self.undecided.append(f"{what} at line {self.line}: {a} vs {b}")
+            return False
+        return not s
+
+    # -- map / alloc ---------------------------------------------------------------------------
+    def map(self, dev, addr, size, direction, type_: str = "single", cpu=None,
+            on_stack: bool = False) -> None:
+        """debug_dma_map_page / debug_dma_map_single / debug_dma_map_resource."""
+        if on_stack:
+            self._err(dev, f"device driver maps memory from stack [addr={cpu}]")
+        if same(addr, DMA_MAPPING_ERROR):
+            return  # the kernel adds no entry for a failed mapping
+        self.entries[(dev, addr)] = Entry(dev, addr, size, type_, direction, cpu,
+                                          map_err=MAP_ERR_NOT_CHECKED, line=self.line)
+
+    def map_sg(self, dev, sg, nents, mapped, direction) -> None:
+        """debug_dma_map_sg: one entry per mapped segment; keyed here by the list itself."""
+        if same(mapped, 0):
+            return
+        self.entries[(dev, sg)] = Entry(dev, sg, None, "sg", direction, sg, nents, mapped,
+                                        line=self.line)
+
+    def alloc_coherent(self, dev, addr, size, cpu) -> None:
+        if cpu is None or same(cpu, 0):
+            return
+        self.entries[(dev, addr)] = Entry(dev, addr, size, "coherent", DMA_BIDIRECTIONAL, cpu,
+                                          line=self.line)
+
+    def mapping_error(self, dev, addr) -> bool | None:
+        """debug_dma_mapping_error: marks the first matching unchecked entry checked."""
+        e = self._find(dev, addr)
+        if e is not None and e.map_err == MAP_ERR_NOT_CHECKED:
+            e.map_err = MAP_ERR_CHECKED
+        return same(addr, DMA_MAPPING_ERROR)
+
+    # -- unmap / free: check_unmap ------------------------------------------------------------
+    def unmap(self, dev, addr, size, direction, type_: str = "single", cpu=None,
+              nents=None) -> None:
+        entry = self._find(dev, addr)
+        if entry is None:
+            if same(addr, DMA_MAPPING_ERROR):
+                self._err(dev, "device driver tries to free an invalid DMA memory address")
+            else:
+                self._err(dev, "device driver tries to free DMA memory it has not allocated "
+                          f"[device address={_hex(addr)}] [size={_num(size)} bytes]")
+            return
+        if type_ != "sg" and self._differs(size, entry.size, "size"):
+            self._err(dev, "device driver frees DMA memory with different size "
+                      f"[device address={_hex(addr)}] [map size={_num(entry.size)} bytes] "
+                      f"[unmap size={_num(size)} bytes]")
+        if type_ != entry.type:
+            self._err(dev, "device driver frees DMA memory with wrong function "
+                      f"[device address={_hex(addr)}] [size={_num(size)} bytes] "
+                      f"[mapped as {TYPE_NAMES.get(entry.type, entry.type)}] "
+                      f"[unmapped as {TYPE_NAMES.get(type_, type_)}]")
+        elif entry.type == "coherent" and cpu is not None and self._differs(cpu, entry.cpu, "cpu"):
+            self._err(dev, "device driver frees DMA memory with different CPU address "
+                      f"[device address={_hex(addr)}] [size={_num(size)} bytes] "
+                      f"[cpu alloc address={entry.cpu}] [cpu free address={cpu}]")
+        if type_ == "sg" and nents is not None and not same(nents, 0) \
+                and self._differs(nents, entry.sg_call_ents, "sg entry count"):
+            self._err(dev, "device driver frees DMA sg list with different entry count "
+                      f"[map count={_num(entry.sg_call_ents)}] [unmap count={_num(nents)}]")
+        if self._differs(direction, entry.direction, "direction"):
+            self._err(dev, "device driver frees DMA memory with different direction "
+                      f"[device address={_hex(addr)}] [size={_num(size)} bytes] "
+                      f"[mapped with {_dir(entry.direction)}] [unmapped with {_dir(direction)}]")
+        if entry.map_err == MAP_ERR_NOT_CHECKED:
+            self._err(dev, "device driver failed to check map error"
+                      f"[device address={_hex(addr)}] [size={_num(size)} bytes] "
+                      f"[mapped as {TYPE_NAMES.get(entry.type, entry.type)}]")
+        del self.entries[self._key(entry)]
+
+    # -- sync: check_sync -------------------------------------------------------------------
+    def sync(self, dev, addr, size, direction, to_cpu: bool, type_: str = "single",
+             nents=None) -> None:
+        entry = self._find(dev, addr)
+        if entry is None:
+            self._err(dev, "device driver tries to sync DMA memory it has not allocated "
+                      f"[device address={_hex(addr)}] [size={_num(size)} bytes]")
+            return
+        if size is not None and entry.size is not None and isinstance(size, int) \
+                and isinstance(entry.size, int) and size > entry.size:
+            self._err(dev, "device driver syncs DMA memory outside allocated range "
+                      f"[device address={_hex(entry.addr)}] [allocation size={entry.size} bytes] "
+                      f"[sync offset+size={size}]")
+        if not same(entry.direction, DMA_BIDIRECTIONAL):
+            if self._differs(direction, entry.direction, "sync direction"):
+                self._err(dev, "device driver syncs DMA memory with different direction "
+                          f"[device address={_hex(addr)}] [size={_num(entry.size)} bytes] "
+                          f"[mapped with {_dir(entry.direction)}] [synced with {_dir(direction)}]")
+            e_from = same(entry.direction, DMA_FROM_DEVICE)
+            r_to = same(direction, DMA_TO_DEVICE)
+            e_to = same(entry.direction, DMA_TO_DEVICE)
+            r_from = same(direction, DMA_FROM_DEVICE)
+            if to_cpu and e_from is False and r_to is False:
+                self._err(dev, "device driver syncs device read-only DMA memory for cpu "
+                          f"[device address={_hex(addr)}] [size={_num(entry.size)} bytes] "
+                          f"[mapped with {_dir(entry.direction)}] [synced with {_dir(direction)}]")
+            if not to_cpu and e_to is False and r_from is False:
+                self._err(dev, "device driver syncs device write-only DMA memory to device "
+                          f"[device address={_hex(addr)}] [size={_num(entry.size)} bytes] "
+                          f"[mapped with {_dir(entry.direction)}] [synced with {_dir(direction)}]")
+        if type_ == "sg" and nents is not None and not same(nents, 0) \
+                and self._differs(nents, entry.sg_call_ents, "sg entry count"):
+            self._err(dev, "device driver syncs DMA sg list with different entry count "
+                      f"[map count={_num(entry.sg_call_ents)}] [sync count={_num(nents)}]")
+
+    # -- unbind -------------------------------------------------------------------------------
+    def release_device(self, dev=None) -> None:
+        """dma_debug_device_change(BUS_NOTIFY_UNBOUND_DRIVER): PCI and pSeries VIO only."""
+        live = [e for e in self.entries.values() if dev is None or same(e.dev, dev)]
+        if live:
+            e = live[0]
+            self._err(e.dev, "device driver has pending DMA allocations while released from "
+                      f"device [count={len(live)}]\nOne of leaked entries details: "
+                      f"[device address={_hex(e.addr)}] [size={_num(e.size)} bytes] "
+                      f"[mapped with {_dir(e.direction)}] "
+                      f"[mapped as {TYPE_NAMES.get(e.type, e.type)}]")
+
+    # -- dmapool (mm/dmapool.c with pool debugging) ----------------------------------------
+    def pool_create(self, pool, dev, size, name="pool") -> None:
+        self.pools[pool] = Pool(name, dev, size)
+
+    def pool_alloc(self, pool, cpu, dma) -> None:
+        p = self.pools.get(pool)
+        if p is not None and cpu is not None:
+            p.blocks[cpu] = dma
+            p.freed.discard(cpu)
+
+    def pool_free(self, pool, cpu, dma) -> None:
+        p = self.pools.get(pool)
+        if p is None:
+            return
+        if cpu in p.blocks:
+            del p.blocks[cpu]
+            p.freed.add(cpu)
+            return
+        if cpu in p.freed:
+            self._err(p.dev, f"dma_pool_free {p.name}, dma {_hex(dma)} already free", "dmapool")
+            return
+        for other in self.pools.values():
+            if other is not p and cpu in other.blocks:
+                self._err(p.dev, f"dma_pool_free {p.name}, {cpu}/{_hex(dma)} (bad dma)",
+                          "dmapool")
+                return
+
+    def pool_destroy(self, pool) -> None:
+        p = self.pools.pop(pool, None)
+        if p is not None and p.blocks:
+            self._err(p.dev, f"dma_pool_destroy {p.name}, {next(iter(p.blocks))} busy", "dmapool")
+
+    # -- NO_KERNEL_MAPPING cookies ------------------------------------------------------------
+    def cookie(self, cpu) -> None:
+        self.cookies.add(cpu)
+
+    def touch(self, cpu) -> None:
+        if cpu in self.cookies:
+            self._err(None, f"unable to handle kernel paging request: CPU access to "
+                      f"DMA_ATTR_NO_KERNEL_MAPPING cookie {cpu}", "fault")
+
+    # -- display --------------------------------------------------------------------------------
+    def table(self) -> list[str]:
+        out = [e.describe() for e in self.entries.values()]
+        for p in self.pools.values():
+            out.append(f"[pool] {p.name} busy={len(p.blocks)}")
+        return out
