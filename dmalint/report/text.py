@@ -13,7 +13,8 @@ def report(result: RunResult, stream: TextIO, trace: bool = False, color: bool =
         sev = f.severity
         if color:
             sev = f"{sev_colors.get(sev, '')}{sev}\033[0m"
-        verdict = f" ({f.verdict})" if f.verdict and f.verdict != "static-only" else ""
+        # Only a verdict that says something: "unknown" and "static-only" stay in JSON/SARIF.
+        verdict = f" ({f.verdict})" if f.verdict in ("confirmed", "refuted") else ""
         stream.write(f"{f.path}:{f.line}:{f.column}: {sev}: {f.message} [{f.code}]{verdict}\n")
         if trace:
             for s in f.trace:
