@@ -22,7 +22,7 @@ def parse(code: bytes) -> Tree:
 
 # The node types the driver-level passes look for in function bodies (FunctionDef.nodes_of).
 INDEXED_TYPES = frozenset({"call_expression", "assignment_expression", "init_declarator",
-                           "return_statement", "if_statement"})
+                           "return_statement", "if_statement", "update_expression"})
 
 
 @dataclass(frozen=True)
@@ -89,7 +89,8 @@ def text(node: Node | None) -> str:
     """The source text of a node ('' for None)."""
     if node is None:
         return ""
-    return node.text.decode("utf-8", "replace") if node.text is not None else ""
+    raw = node.text  # each access copies the bytes out of the tree: read it once
+    return raw.decode("utf-8", "replace") if raw is not None else ""
 
 
 def unwrap_parens(node: Node) -> Node:

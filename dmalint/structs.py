@@ -7,13 +7,14 @@ Built from the struct definitions of the driver's files and of the local headers
 
 from __future__ import annotations
 
+from functools import lru_cache
 from pathlib import Path
 
-from tree_sitter import Node
+from tree_sitter import Node, Query, QueryCursor
 
 from dmalint.contracts.loader import load_macro_tables
 from dmalint.contracts.macros import MacroTables
-from dmalint.parse import parse, text
+from dmalint.parse import c_language, parse, text
 from dmalint.source import SourceError, SourceFile, read_source
 
 
@@ -27,6 +28,20 @@ def type_name(type_node: Node | None) -> str | None:
     if type_node.type == "type_identifier":
         return text(type_node)
     return None
+
+
+@lru_cache(maxsize=1)
+def _type_query() -> Query:
+    return Query(c_language(), "(type_definition) @n (struct_specifier) @n (union_specifier) @n")
+
+
+def _type_nodes(root: Node) -> list[Node]:
+    """The typedefs, structs and unions under root, found by a tree-sitter query (in C, not a
+    walk of every node in Python), in the order a depth-first walk visiting the last child
+    first meets them: an ancestor before what it contains, a later node before an earlier one.
+    (A redefinition overwrites, so the order is kept as it always was.)"""
+    found = QueryCursor(_type_query()).captures(root).get("n", [])
+    return sorted(found, key=lambda n: (-n.end_byte, n.start_byte))
 
 
 class StructIndex:
@@ -48,15 +63,12 @@ class StructIndex:
             return
         self._seen.add(src.path)
         root = root if root is not None else parse(src.code).root_node
-        stack = [root]
-        while stack:
-            n = stack.pop()
+        for n in _type_nodes(root):
             if n.type == "type_definition":
                 self._typedef(n)
             if n.type in ("struct_specifier", "union_specifier") and \
                     n.child_by_field_name("body") is not None:
                 self._struct(n)
-            stack.extend(n.named_children)
 
     def add_local_headers(self, src: SourceFile, disk_path: Path) -> None:
         """The `#include "x.h"` headers next to a file (else in the include directories),
@@ -147,13 +159,13 @@ def member_writes(functions, structs: "StructIndex") -> dict:
     out: dict = {}
     for fn in functions:
         types = None
-        stack = [fn.body]
-        while stack:
-            n = stack.pop()
+        # The body's nodes as the callgraph passes already walked them (same walk order, so
+        # the first write of a member found is the same one).
+        for n in fn.nodes_of("assignment_expression", "update_expression"):
             target = None
             if n.type == "assignment_expression":
                 target = n.child_by_field_name("left")
-            elif n.type == "update_expression":
+            else:
                 target = n.child_by_field_name("argument")
             if target is not None and target.type in ("field_expression", "subscript_expression"):
                 path = _path(target)
@@ -163,7 +175,6 @@ def member_writes(functions, structs: "StructIndex") -> dict:
                     for key in (field_key(path, types, members), long_key(path, types)):
                         if key is not None:
                             out.setdefault(key, (n.start_point[0] + 1, fn.name))
-            stack.extend(n.named_children)
     return out
 
 

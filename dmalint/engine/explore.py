@@ -109,6 +109,7 @@ class Explorer:
                 if visits[node] > WIDEN_AFTER:
                     if node not in modified:
                         modified[node] = assigned_roots(data["ast"])
+                    st = st.copy()  # the popped state may be shared with queued siblings
                     self._widen(st, node, modified[node])
             st = _forget_dead(st, live[node])
             key = (node, st.key())
@@ -438,26 +439,32 @@ def _forget_dead(st: State, live: frozenset[str]) -> State:
     """The state without what it knows about variables no later statement reads.
 
     Region handles held by dead variables are dropped from storage, not from the regions: the
-    region's own state (live, released) still decides the verdict at the return."""
-    reachable = set(live)
-    frontier = [v.path[0] for p, v in st.env.items() if p[0] in live and isinstance(v, Addr)]
+    region's own state (live, released) still decides the verdict at the return.
+
+    Called for every state taken from the work list, so the common case (every variable the
+    state holds is live, nothing to forget) returns the state itself without copying it or
+    the live set."""
+    env = st.env
+    if not st.facts and all(p[0] in live for p in env):
+        return st
+    reached: set[str] = set()  # roots not in `live` but reached through a live pointer
+    frontier = [v.path[0] for p, v in env.items() if p[0] in live and isinstance(v, Addr)]
     while frontier:  # storage reached through a live pointer (hwdesc = &ring->desc[1]) is live
         root = frontier.pop()
-        if root not in reachable:
-            reachable.add(root)
-            frontier.extend(v.path[0] for p, v in st.env.items() if p[0] == root and isinstance(v, Addr))
-    dead = [p for p in st.env if p[0] not in reachable]
+        if root not in live and root not in reached:
+            reached.add(root)
+            frontier.extend(v.path[0] for p, v in env.items() if p[0] == root and isinstance(v, Addr))
+    reachable = live | reached if reached else live  # copy the live set only when it grows
+    dead = [p for p in env if p[0] not in reachable]
     if not dead and not st.facts:
         return st
-    new = st.copy()
-    for p in dead:
-        del new.env[p]
-    if new.facts:
+    gone = []
+    if st.facts:
         keep = set()
-        for v in new.env.values():
-            if isinstance(v, Lin):
+        for p, v in env.items():
+            if isinstance(v, Lin) and p[0] in reachable:
                 keep.update(s for s, _ in v.terms)
-        for sym in list(new.facts):
+        for sym in st.facts:
             if sym in keep:
                 continue
             if sym[0] == "init" and len(sym) > 1 and sym[1] in reachable:
@@ -465,7 +472,14 @@ def _forget_dead(st: State, live: frozenset[str]) -> State:
             if sym[0] == "rel" and all(t[0] != "init" or t[1] in reachable or t in keep
                                        for t, _ in sym[1:]):
                 continue
-            del new.facts[sym]
+            gone.append(sym)
+    # A state with facts was always handed on as a copy (widening at a loop head changes the
+    # state it is given in place, so sharing more states could change what is widened).
+    new = st.copy()
+    for p in dead:
+        del new.env[p]
+    for sym in gone:
+        del new.facts[sym]
     return new
 
 

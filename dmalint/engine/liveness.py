@@ -7,6 +7,8 @@ state is compared, everything about dead variables is dropped.
 
 from __future__ import annotations
 
+from collections import deque
+
 from tree_sitter import Node
 
 from dmalint.cfg import CFG
@@ -22,18 +24,24 @@ def live_variables(cfg: CFG) -> dict[int, frozenset[str]]:
         u, d = _uses_defs(data)
         uses[n], defs[n] = u, d
     live: dict[int, set[str]] = {n: set(uses[n]) for n in g.nodes}
-    order = list(reversed(list(g.nodes)))
-    changed = True
-    while changed:
-        changed = False
-        for n in order:
-            out: set[str] = set()
-            for s in g.successors(n):
-                out |= live[s]
-            new = uses[n] | (out - defs[n])
-            if new != live[n]:
-                live[n] = new
-                changed = True
+    # A work list rather than whole rounds until nothing changes: only the predecessors of a
+    # node whose set grew are looked at again.  The sets only grow, so this reaches the same
+    # (least) fixed point.
+    work = deque(reversed(list(g.nodes)))
+    queued = set(work)
+    while work:
+        n = work.popleft()
+        queued.discard(n)
+        out: set[str] = set()
+        for s in g.successors(n):
+            out |= live[s]
+        new = uses[n] | (out - defs[n])
+        if new != live[n]:
+            live[n] = new
+            for p in g.predecessors(n):
+                if p not in queued:
+                    queued.add(p)
+                    work.append(p)
     return {n: frozenset(v) for n, v in live.items()}
 
 

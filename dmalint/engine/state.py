@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 
 from dmalint.engine.values import Path, Sym, Value
 
@@ -41,9 +41,23 @@ class Region:
     attrs_text: str = ""
     release_line: int | None = None
     check_line: int | None = None
+    # The hash, computed once: State.key() hashes every region of every state the explorer
+    # dequeues, and a region has many fields.  Not an init field, so but() starts afresh.
+    _hash: int | None = field(default=None, init=False, compare=False, repr=False)
+
+    def __hash__(self) -> int:
+        # The same value the generated __hash__ gives: the tuple of the compared fields.
+        h = self._hash
+        if h is None:
+            h = hash(tuple(getattr(self, name) for name in _REGION_FIELDS))
+            object.__setattr__(self, "_hash", h)
+        return h
 
     def but(self, **changes) -> "Region":
         return replace(self, **changes)
+
+
+_REGION_FIELDS = tuple(f.name for f in fields(Region) if f.compare)
 
 
 @dataclass(frozen=True, slots=True)
