@@ -21,7 +21,9 @@ from dmalint.engine.fieldlog import field_key
 from dmalint.engine.evaluate import Scope
 from dmalint.engine.explore import DEFAULT_BUDGET, Explorer
 from dmalint.findings import Event, Finding, Notice, fingerprint
-from dmalint.parse import FunctionDef, has_pointer_declarator, iter_functions, parse, text
+from dmalint.parse import (
+    FunctionDef, collect_identifiers, has_pointer_declarator, iter_functions, parse, text,
+)
 from dmalint.source import SourceFile
 from dmalint.structs import StructIndex, member_writes, type_name
 
@@ -237,12 +239,12 @@ def function_scope(fn: FunctionDef, contracts: Contracts) -> Scope:
         elif t in ("if_statement", "while_statement", "do_statement", "for_statement",
                    "switch_statement", "return_statement", "conditional_expression"):
             cond = n.child_by_field_name("condition")
-            _collect_identifiers(cond if cond is not None else n, relevant, fields)
+            collect_identifiers(cond if cond is not None else n, relevant, fields)
             if cond is not None and t != "return_statement":
                 for operand in _tested_storage(cond):
                     tests[operand] += 1
         elif t == "call_expression" and text(n.child_by_field_name("function")) in api:
-            _collect_identifiers(n.child_by_field_name("arguments"), relevant, fields)
+            collect_identifiers(n.child_by_field_name("arguments"), relevant, fields)
         stack.extend(n.named_children)
     repeated = frozenset(k for k, v in tests.items() if v > 1)
     return Scope(locals_, frozenset(params), frozenset(relevant), frozenset(fields), repeated, types,
@@ -275,19 +277,6 @@ def _name_of(decl: Node | None) -> str | None:
             return None
         decl = nxt
     return None
-
-
-def _collect_identifiers(node: Node | None, into: set[str], fields: set[str] | None = None) -> None:
-    if node is None:
-        return
-    stack = [node]
-    while stack:
-        n = stack.pop()
-        if n.type == "identifier":
-            into.add(text(n))
-        elif n.type == "field_identifier" and fields is not None:
-            fields.add(text(n))
-        stack.extend(n.named_children)
 
 
 def _tested_storage(cond: Node) -> list[str]:

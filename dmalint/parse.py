@@ -137,3 +137,17 @@ def has_pointer_declarator(decl: Node | None) -> bool:
             return False
         decl = decl.child_by_field_name("declarator")
     return False
+
+
+def collect_identifiers(node: Node | None, into: set[str], fields: set[str] | None = None) -> None:
+    """Add the identifiers under node to `into` (and member names to `fields`, when given)."""
+    if node is None:
+        return
+    stack = [node]
+    while stack:
+        n = stack.pop()
+        if n.type == "identifier":
+            into.add(text(n))
+        elif n.type == "field_identifier" and fields is not None:
+            fields.add(text(n))
+        stack.extend(n.named_children)

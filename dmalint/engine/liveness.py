@@ -12,7 +12,7 @@ from collections import deque
 from tree_sitter import Node
 
 from dmalint.cfg import CFG
-from dmalint.parse import text, unwrap_parens
+from dmalint.parse import collect_identifiers, text, unwrap_parens
 
 
 def live_variables(cfg: CFG) -> dict[int, frozenset[str]]:
@@ -45,17 +45,6 @@ def live_variables(cfg: CFG) -> dict[int, frozenset[str]]:
     return {n: frozenset(v) for n, v in live.items()}
 
 
-def _identifiers(node: Node | None, into: set[str]) -> None:
-    if node is None:
-        return
-    stack = [node]
-    while stack:
-        n = stack.pop()
-        if n.type == "identifier":
-            into.add(text(n))
-        stack.extend(n.named_children)
-
-
 def _uses_defs(data: dict) -> tuple[set[str], set[str]]:
     uses: set[str] = set()
     defs: set[str] = set()
@@ -66,8 +55,8 @@ def _uses_defs(data: dict) -> tuple[set[str], set[str]]:
         if lhs.type == "identifier":
             defs.add(text(lhs))
         else:
-            _identifiers(lhs, uses)
-        _identifiers(data["rhs"], uses)
+            collect_identifiers(lhs, uses)
+        collect_identifiers(data["rhs"], uses)
         return uses, defs
     if kind in ("stmt", "cond", "return", "switch") and ast is not None:
         target = ast
@@ -78,14 +67,14 @@ def _uses_defs(data: dict) -> tuple[set[str], set[str]]:
                 text(target.child_by_field_name("operator")) == "=" and \
                 unwrap_parens(target.child_by_field_name("left")).type == "identifier":
             defs.add(text(unwrap_parens(target.child_by_field_name("left"))))
-            _identifiers(target.child_by_field_name("right"), uses)
+            collect_identifiers(target.child_by_field_name("right"), uses)
         elif target.type == "declaration" and not data.get("declaration_only"):
             for d in target.children_by_field_name("declarator"):
                 if d.type == "init_declarator":
-                    _identifiers(d.child_by_field_name("value"), uses)
+                    collect_identifiers(d.child_by_field_name("value"), uses)
                     name = d.child_by_field_name("declarator")
                     if name is not None and name.type == "identifier":
                         defs.add(text(name))
         else:
-            _identifiers(target, uses)
+            collect_identifiers(target, uses)
     return uses, defs
