@@ -12,40 +12,8 @@ from dmalint.cli import main
 from dmalint.findings import Finding, Notice
 from dmalint.report import github
 from dmalint.runner import RunResult
+from snippets import LEAK_C, UNCHECKED_C
 
-UNCHECKED_C = """\
-#include <linux/dma-mapping.h>
-
-struct foo_desc { dma_addr_t addr; };
-
-int foo_xmit(struct device *dev, struct foo_desc *desc, void *buf, size_t len)
-{
-	dma_addr_t addr;
-
-	addr = dma_map_single(dev, buf, len, DMA_TO_DEVICE);
-	desc->addr = addr;
-	return 0;
-}
-"""
-
-LEAK_C = """\
-#include <linux/dma-mapping.h>
-
-struct foo_desc { dma_addr_t addr; };
-
-int foo_send(struct device *dev, struct foo_desc *desc, void *buf, size_t len)
-{
-	dma_addr_t addr;
-
-	addr = dma_map_single(dev, buf, len, DMA_TO_DEVICE);
-	if (dma_mapping_error(dev, addr))
-		return -ENOMEM;
-	if (len > 4096)
-		return -EINVAL;
-	desc->addr = addr;
-	return 0;
-}
-"""
 
 
 @pytest.fixture

@@ -19,26 +19,14 @@ pytest.importorskip("pre_commit", reason="pre-commit is not installed (pip insta
 
 import yaml  # noqa: E402  (pre-commit depends on PyYAML)
 from identify import identify  # noqa: E402  (and on identify)
+from snippets import UNCHECKED_C  # noqa: E402
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 # Never copied into the scratch repository when git cannot list the files.
 COPY_IGNORE = shutil.ignore_patterns(".git", ".venv", "__pycache__", "*.egg-info", ".pytest_cache",
                                      ".dmalint_cache", "build", "dist")
 
-BAD_C = """\
-#include <linux/dma-mapping.h>
-
-struct foo_desc { dma_addr_t addr; };
-
-int foo_xmit(struct device *dev, struct foo_desc *desc, void *buf, size_t len)
-{
-	dma_addr_t addr;
-
-	addr = dma_map_single(dev, buf, len, DMA_TO_DEVICE);
-	desc->addr = addr;
-	return 0;
-}
-"""
+BAD_C = UNCHECKED_C
 GOOD_C = BAD_C.replace(
     "\tdesc->addr = addr;", "\tif (dma_mapping_error(dev, addr))\n\t\treturn -ENOMEM;\n\tdesc->addr = addr;")
 # The same bug in a header (static inline): proves .h files reach the hook.
