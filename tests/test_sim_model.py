@@ -6,6 +6,7 @@ from conftest import FIXTURES
 from dmalint.analysis import analyse_source
 from dmalint.contracts.loader import load_contracts, load_macro_tables, load_registry
 from dmalint.simulate.model import DMA_MAPPING_ERROR, DmaDebug
+from dmalint.simulate.program import Program
 from dmalint.simulate.verdict import simulate_finding
 from dmalint.source import make_source
 
@@ -73,8 +74,8 @@ def _verdicts(rel: str) -> dict[tuple[int, str], str]:
     path = FIXTURES / rel
     src = make_source(path.read_bytes(), rel, load_macro_tables())
     result = analyse_source(src, load_contracts(), load_registry())
-    return {(f.line, f.code): simulate_finding(f, src, load_contracts()).verdict
-            for f in result.findings}
+    program = Program({rel: src}, load_contracts())
+    return {(f.line, f.code): simulate_finding(f, program).verdict for f in result.findings}
 
 
 def test_fixture_verdicts():

@@ -9,7 +9,7 @@ object; a comparison the model cannot decide is recorded in `undecided`, never r
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 DMA_MAPPING_ERROR = (1 << 64) - 1
 
@@ -25,11 +25,15 @@ MAP_ERR_CHECKED = "MAP_ERR_CHECKED"
 
 
 def same(a, b) -> bool | None:
-    """True/False when decidable, None when not (opaque values that are different objects)."""
+    """True/False when decidable, None when not (opaque values that are different objects).
+    A value may decide for itself through a `decide_eq(other)` method (symbolic sizes)."""
     if a is b:
         return True
     if isinstance(a, int) and isinstance(b, int) and not isinstance(a, bool):
         return a == b
+    for x, y in ((a, b), (b, a)):
+        if hasattr(x, "decide_eq"):
+            return x.decide_eq(y)
     try:
         if hash(a) == hash(b) and a == b:
             return True
@@ -62,6 +66,7 @@ class Entry:
     sg_mapped_ents: object = 0
     map_err: str = MAP_ERR_CHECK_NOT_APPLICABLE
     line: int = 0
+    site: int = 0  # the line in the replayed function whose call made it (helpers)
 
     def describe(self) -> str:
         out = (f"[{TYPE_NAMES.get(self.type, self.type)}] dev={self.dev} addr={_hex(self.addr)} "
@@ -81,11 +86,25 @@ class Report:
     dev: object
     text: str
     source: str = "DMA-API"  # or "dmapool", "fault"
+    site: int = 0  # the line in the replayed function whose call led here (a helper's caller)
 
     def dmesg(self) -> str:
         if self.source == "DMA-API":
             return f"DMA-API: driver {self.dev}: {self.text}"
         return f"{self.source}: {self.text}"
+
+
+@dataclass
+class Op:
+    """One operation the model performed: whether it found its entry and what it could not
+    compare.  A verdict of "no violation" needs the operation found and its comparisons decided."""
+
+    line: int
+    site: int
+    kind: str  # map, unmap, sync, check, pool-free, pool-destroy, touch
+    found: bool = True
+    undecided: tuple[str, ...] = ()
+    compared: dict = field(default_factory=dict)  # what -> (given, recorded, same?)
 
 
 @dataclass
@@ -106,15 +125,33 @@ class DmaDebug:
         self.undecided: list[str] = []
         self.pools: dict[object, Pool] = {}
         self.cookies: set = set()
+        self.ops: list[Op] = []
+        self.released: list[tuple[Entry, int]] = []  # entries check_unmap removed, and where
+        self._pending_undecided: list[str] = []
+        self._pending_compared: dict = {}
         self.line = 0
+        self.site = 0
 
     # -- helpers -----------------------------------------------------------------------------
     def _err(self, dev, text: str, source: str = "DMA-API") -> None:
-        self.reports.append(Report(self.line, dev, text, source))
+        self.reports.append(Report(self.line, dev, text, source, self.site or self.line))
+
+    def _op(self, kind: str, found: bool = True) -> Op:
+        op = Op(self.line, self.site or self.line, kind, found)
+        self.ops.append(op)
+        self._pending_undecided = []
+        self._pending_compared = {}
+        return op
+
+    def _close(self, op: Op) -> None:
+        op.undecided = tuple(self._pending_undecided)
+        op.compared = dict(self._pending_compared)
 
     def _find(self, dev, addr) -> Entry | None:
+        # The device is matched unless provably different: a driver replayed without its
+        # probe has one device, reached through different pointers.
         for (d, a), e in self.entries.items():
-            if same(d, dev) and same(a, addr):
+            if same(a, addr) and same(d, dev) is not False:
                 return e
         return None
 
@@ -123,8 +160,10 @@ class DmaDebug:
 
     def _differs(self, a, b, what: str) -> bool:
         s = same(a, b)
+        self._pending_compared[what] = (a, b, s)
         if s is None:
             self.undecided.append(f"{what} at line {self.line}: {a} vs {b}")
+            self._pending_undecided.append(what)
             return False
         return not s
 
@@ -132,25 +171,27 @@ class DmaDebug:
     def map(self, dev, addr, size, direction, type_: str = "single", cpu=None,
             on_stack: bool = False) -> None:
         """debug_dma_map_page / debug_dma_map_single / debug_dma_map_resource."""
+        self._op("map")
         if on_stack:
             self._err(dev, f"device driver maps memory from stack [addr={cpu}]")
         if same(addr, DMA_MAPPING_ERROR):
             return  # the kernel adds no entry for a failed mapping
         self.entries[(dev, addr)] = Entry(dev, addr, size, type_, direction, cpu,
-                                          map_err=MAP_ERR_NOT_CHECKED, line=self.line)
+                                          map_err=MAP_ERR_NOT_CHECKED, line=self.line,
+                                          site=self.site or self.line)
 
     def map_sg(self, dev, sg, nents, mapped, direction) -> None:
         """debug_dma_map_sg: one entry per mapped segment; keyed here by the list itself."""
         if same(mapped, 0):
             return
         self.entries[(dev, sg)] = Entry(dev, sg, None, "sg", direction, sg, nents, mapped,
-                                        line=self.line)
+                                        line=self.line, site=self.site or self.line)
 
     def alloc_coherent(self, dev, addr, size, cpu) -> None:
         if cpu is None or same(cpu, 0):
             return
         self.entries[(dev, addr)] = Entry(dev, addr, size, "coherent", DMA_BIDIRECTIONAL, cpu,
-                                          line=self.line)
+                                          line=self.line, site=self.site or self.line)
 
     def mapping_error(self, dev, addr) -> bool | None:
         """debug_dma_mapping_error: marks the first matching unchecked entry checked."""
@@ -163,6 +204,7 @@ class DmaDebug:
     def unmap(self, dev, addr, size, direction, type_: str = "single", cpu=None,
               nents=None) -> None:
         entry = self._find(dev, addr)
+        op = self._op("unmap", entry is not None)
         if entry is None:
             if same(addr, DMA_MAPPING_ERROR):
                 self._err(dev, "device driver tries to free an invalid DMA memory address")
@@ -196,15 +238,21 @@ class DmaDebug:
                       f"[device address={_hex(addr)}] [size={_num(size)} bytes] "
                       f"[mapped as {TYPE_NAMES.get(entry.type, entry.type)}]")
         del self.entries[self._key(entry)]
+        self.released.append((entry, self.line))
+        self._close(op)
 
     # -- sync: check_sync -------------------------------------------------------------------
     def sync(self, dev, addr, size, direction, to_cpu: bool, type_: str = "single",
              nents=None) -> None:
         entry = self._find(dev, addr)
+        op = self._op("sync", entry is not None)
         if entry is None:
             self._err(dev, "device driver tries to sync DMA memory it has not allocated "
                       f"[device address={_hex(addr)}] [size={_num(size)} bytes]")
             return
+        if size is not None and entry.size is not None and not (
+                isinstance(size, int) and isinstance(entry.size, int)):
+            self._pending_undecided.append("sync size")
         if size is not None and entry.size is not None and isinstance(size, int) \
                 and isinstance(entry.size, int) and size > entry.size:
             self._err(dev, "device driver syncs DMA memory outside allocated range "
@@ -231,6 +279,7 @@ class DmaDebug:
                 and self._differs(nents, entry.sg_call_ents, "sg entry count"):
             self._err(dev, "device driver syncs DMA sg list with different entry count "
                       f"[map count={_num(entry.sg_call_ents)}] [sync count={_num(nents)}]")
+        self._close(op)
 
     # -- unbind -------------------------------------------------------------------------------
     def release_device(self, dev=None) -> None:
@@ -256,6 +305,7 @@ class DmaDebug:
 
     def pool_free(self, pool, cpu, dma) -> None:
         p = self.pools.get(pool)
+        self._op("pool-free", p is not None)
         if p is None:
             return
         if cpu in p.blocks:
@@ -273,6 +323,7 @@ class DmaDebug:
 
     def pool_destroy(self, pool) -> None:
         p = self.pools.pop(pool, None)
+        self._op("pool-destroy", p is not None)
         if p is not None and p.blocks:
             self._err(p.dev, f"dma_pool_destroy {p.name}, {next(iter(p.blocks))} busy", "dmapool")
 
@@ -280,10 +331,30 @@ class DmaDebug:
     def cookie(self, cpu) -> None:
         self.cookies.add(cpu)
 
+    def check_stack(self, dev, cpu) -> None:
+        """A transfer helper that maps its buffer in the core (usb, spi): the same check."""
+        self._op("map")
+        self._err(dev, f"device driver maps memory from stack [addr={cpu}]")
+
     def touch(self, cpu) -> None:
         if cpu in self.cookies:
+            self._op("touch")
             self._err(None, f"unable to handle kernel paging request: CPU access to "
                       f"DMA_ATTR_NO_KERNEL_MAPPING cookie {cpu}", "fault")
+
+    # -- checkpoints: a helper replay that gives up leaves no trace -------------------------
+    def checkpoint(self) -> tuple:
+        return ({k: replace(e) for k, e in self.entries.items()}, len(self.reports),
+                len(self.undecided), len(self.ops), set(self.cookies), len(self.released),
+                {k: Pool(p.name, p.dev, p.size, dict(p.blocks), set(p.freed))
+                 for k, p in self.pools.items()})
+
+    def restore(self, cp: tuple) -> None:
+        entries, nrep, nund, nops, cookies, nrel, pools = cp
+        self.entries = entries
+        del self.reports[nrep:], self.undecided[nund:], self.ops[nops:], self.released[nrel:]
+        self.cookies = cookies
+        self.pools = pools
 
     # -- display --------------------------------------------------------------------------------
     def table(self) -> list[str]:

@@ -1,12 +1,13 @@
 """Verdicts: what the dma-debug model says about a finding's witness.
 
-  confirmed    the model printed the message the rule predicts (dmesg lines given);
+  confirmed    the model printed the message the rule predicts (the dmesg lines are given);
                DMA001/DMA002/DMA009: the mapping is still MAP_ERR_NOT_CHECKED where it is used,
-               which dma-debug prints as "failed to check map error" when it is unmapped
-               (confirmed at the unmap if the replay reaches it, else at the use, and said so)
-  refuted      the witness path is infeasible in the concrete state, or the model saw the
-               predicted operation and raised nothing
-  unknown      an unsupported construct, an undecided branch, or the step budget
+               which dma-debug prints as "failed to check map error" when it is unmapped;
+               DMA003: the region is still live at the failure return, which dma-debug prints
+               at driver unbind (PCI and pSeries VIO buses)
+  refuted      the witness path is infeasible in the concrete state, or the model performed the
+               predicted operation with every compared value decided and raised nothing
+  unknown      an unsupported construct, an undecided branch or comparison, or the step budget
   static-only  no runtime counterpart in dma-debug (see STATIC_ONLY)
 """
 
@@ -14,29 +15,45 @@ from __future__ import annotations
 
 import os
 import re
+from dataclasses import dataclass
 
 from dmalint.findings import Finding
-from dmalint.simulate.model import MAP_ERR_CHECK_NOT_APPLICABLE, MAP_ERR_NOT_CHECKED, Report
+from dmalint.simulate.model import (MAP_ERR_CHECK_NOT_APPLICABLE, MAP_ERR_NOT_CHECKED, Report,
+                                    _hex, _num)
+from dmalint.simulate.program import Program
 from dmalint.simulate.replay import Simulated, replay
 
+
+@dataclass(frozen=True)
+class Expect:
+    """A rule whose finding predicts a dma-debug message at an operation on its line."""
+
+    texts: tuple[str, ...]
+    op: str  # the model operation at the finding's line
+    compare: str | None = None  # the comparison whose "same" means no violation
+    by_entry: bool = False  # no violation when the operation found its live entry
+
+
 EXPECT = {
-    "DMA004": ("frees DMA memory with different size",),
-    "DMA005": ("frees DMA memory with different direction",),
-    "DMA006": ("frees DMA memory with wrong function",),
-    "DMA007": ("tries to free DMA memory it has not allocated",),
-    "DMA008": ("tries to free an invalid DMA memory address",
-               "tries to free DMA memory it has not allocated"),
-    "DMA010": ("frees DMA sg list with different entry count",),
-    "DMA011": ("frees DMA memory with different CPU address",),
-    "DMA013": ("(bad dma)",),
-    "DMA014": (" busy",),
-    "DMA015": ("tries to sync DMA memory it has not allocated",),
-    "DMA016": ("syncs DMA memory with different direction", "syncs device read-only",
-               "syncs device write-only"),
-    "DMA017": ("syncs DMA memory outside allocated range",),
-    "DMA018": ("syncs DMA sg list with different entry count",),
-    "DMA021": ("DMA_ATTR_NO_KERNEL_MAPPING cookie",),
-    "DMA023": ("maps memory from stack",),
+    "DMA004": Expect(("frees DMA memory with different size",), "unmap", "size"),
+    "DMA005": Expect(("frees DMA memory with different direction",), "unmap", "direction"),
+    "DMA006": Expect(("frees DMA memory with wrong function",), "unmap"),
+    "DMA007": Expect(("tries to free DMA memory it has not allocated",), "unmap", by_entry=True),
+    "DMA008": Expect(("tries to free an invalid DMA memory address",
+                      "tries to free DMA memory it has not allocated"), "unmap", by_entry=True),
+    "DMA010": Expect(("frees DMA sg list with different entry count",), "unmap",
+                     "sg entry count"),
+    "DMA011": Expect(("frees DMA memory with different CPU address",), "unmap", "cpu"),
+    "DMA013": Expect(("(bad dma)",), "pool-free"),
+    "DMA014": Expect((" busy",), "pool-destroy", by_entry=True),
+    "DMA015": Expect(("tries to sync DMA memory it has not allocated",), "sync", by_entry=True),
+    "DMA016": Expect(("syncs DMA memory with different direction", "syncs device read-only",
+                      "syncs device write-only"), "sync", "sync direction"),
+    "DMA017": Expect(("syncs DMA memory outside allocated range",), "sync", "sync size"),
+    "DMA018": Expect(("syncs DMA sg list with different entry count",), "sync",
+                     "sg entry count"),
+    "DMA021": Expect(("DMA_ATTR_NO_KERNEL_MAPPING cookie",), "touch"),
+    "DMA023": Expect(("maps memory from stack",), "map"),
 }
 UNCHECKED = frozenset({"DMA001", "DMA002", "DMA009"})
 LEAK = frozenset({"DMA003"})
@@ -45,102 +62,164 @@ STATIC_ONLY = {
     "DMA019": "dma-debug does not check allocation results",
     "DMA020": "dma-debug does not check the interrupt state",
     "DMA022": "dma-debug does not check allocation attributes",
-    "DMA024": "no cache model yet: dma-debug's cacheline tracking sees only overlapping mappings",
+    "DMA024": "dma-debug's cacheline tracking sees only overlapping mappings, not CPU writes "
+              "to a neighbouring member",
     "DMA025": "advice, no runtime counterpart",
+    "DMA026": "a claim about every function of the driver; at run time only the unbind check "
+              "of PCI and VIO buses would show it",
+    "DMA027": "dma-debug does not see CPU accesses to a live mapping",
+    "DMA028": "dma-debug does not see CPU accesses to a live mapping",
 }
-_AT_LINE = re.compile(r"at line (\d+)")
+_FROM = re.compile(r"from (\w+)\(\) at line (\d+)")
+_AT_LINE = re.compile(r"(?:(\w+)\(\) )?at line (\d+)")
 
 
-def _reports(rp, since: int, wanted) -> list[Report]:
-    return [r for r in rp.model.reports[since:] if any(w in r.text for w in wanted)]
+def _acquire(f: Finding) -> tuple[str | None, int | None]:
+    """The acquire the finding is about (its function and line), from its message."""
+    m = _FROM.search(f.message) or _AT_LINE.search(f.message)
+    return (m.group(1), int(m.group(2))) if m else (None, None)
 
 
-def _acquire_line(f: Finding) -> int | None:
-    m = _AT_LINE.search(f.message)
-    return int(m.group(1)) if m else None
+def _ours(e, acq: int | None) -> bool:
+    return acq is None or acq in (e.line, e.site)
+
+
+def _confirmed(hits: list[Report], how: str) -> Simulated:
+    return Simulated("confirmed", how, [r.dmesg() for r in hits])
+
+
+def _expect_judge(f: Finding, ex: Expect, rp, kind: str) -> Simulated | None:
+    hits = [r for r in rp.model.reports if f.line in (r.site, r.line)
+            and any(t in r.text for t in ex.texts)]
+    if hits:
+        return _confirmed(hits, f"dma-debug reports it at line {hits[0].line}")
+    ops = [o for o in rp.model.ops if o.site == f.line and o.kind == ex.op]
+    if kind == "line" and rp.pending:
+        return None  # the witness goes round again before it is done
+    if not ops:
+        if kind == "end":
+            return Simulated("unknown", f"the replay did not perform the {ex.op} at line {f.line}")
+        return None
+    op = ops[-1]
+    if ex.by_entry and op.found:
+        what = {"unmap": "the region is still mapped there: this release is its first",
+                "sync": "the region is mapped there",
+                "pool-destroy": "every block of the pool was freed"}.get(ex.op, "")
+        return Simulated("refuted", f"dma-debug performs the {ex.op} at line {op.line} and "
+                         f"reports nothing: {what}")
+    if ex.compare and op.found:
+        if ex.compare == "sync size":
+            if "sync size" in op.undecided:
+                return Simulated("unknown", f"the sync size at line {op.line} is not known "
+                                 "concretely")
+            return Simulated("refuted", f"dma-debug performs the sync at line {op.line} inside "
+                             "the mapped range and reports nothing")
+        cmp = op.compared.get(ex.compare)
+        if cmp is None:
+            return Simulated("unknown", f"the model does not compare the {ex.compare} at line "
+                             f"{op.line}")
+        given, recorded, same = cmp
+        if same is None:
+            return Simulated("unknown", f"{ex.compare} not decided at line {op.line}: "
+                             f"{_num(given)} vs {_num(recorded)}")
+        cross = rp.segment > 0 and not (isinstance(given, int) and isinstance(recorded, int))
+        if same and not cross:
+            return Simulated("refuted", f"dma-debug performs the {ex.op} at line {op.line} with "
+                             f"the same {ex.compare} as recorded ({_num(given)}) and reports "
+                             "nothing")
+        if same:
+            return Simulated("unknown", f"the {ex.compare} at line {op.line} equals the one "
+                             "recorded only through driver state carried between functions")
+    if not op.found:
+        return Simulated("unknown", f"the {ex.op} at line {op.line} found no live entry "
+                         "(another message, or a region the replay does not know)")
+    return Simulated("unknown", f"the model performs the {ex.op} at line {op.line} and reports "
+                     "nothing, but cannot rule the violation out")
+
+
+def _unchecked_judge(f: Finding, acq, rp, kind: str, state: dict) -> Simulated | None:
+    hits = [r for r in rp.model.reports if "failed to check map error" in r.text
+            and f.line in (r.site, r.line)]
+    if hits:
+        return _confirmed(hits, f"dma-debug reports it at the unmap, line {hits[0].line}")
+    if kind in ("line", "return") and state.get("entry") is None:
+        state["entry"] = next((e for e in rp.model.entries.values() if _ours(e, acq)), None) \
+            or next((e for e, _ in reversed(rp.model.released) if _ours(e, acq)), None)
+        if state["entry"] is None:
+            return None
+        state["status"] = state["entry"].map_err
+    if kind == "line" and rp.pending:
+        return None
+    e = state.get("entry")
+    if e is None:
+        return Simulated("unknown", f"the replay has no live mapping from line {acq} at line "
+                         f"{f.line}")
+    if e.map_err == MAP_ERR_CHECK_NOT_APPLICABLE:
+        return Simulated("static-only", "dma-debug does not track map errors of this kind of "
+                         "mapping (scatter-gather)")
+    if state["status"] == MAP_ERR_NOT_CHECKED:
+        r = Report(f.line, e.dev, "device driver failed to check map error"
+                   f"[device address={_hex(e.addr)}] [size={_num(e.size)} bytes] "
+                   "[mapped as single]")
+        return Simulated("confirmed", f"the mapping from line {e.line} is MAP_ERR_NOT_CHECKED at "
+                         f"line {f.line}; dma-debug prints this when it is unmapped", [r.dmesg()])
+    return Simulated("refuted", f"the mapping from line {e.line} was checked (MAP_ERR_CHECKED) "
+                     f"before line {f.line} in the concrete replay")
+
+
+def _leak_judge(f: Finding, acq, rp, kind: str) -> Simulated | None:
+    if kind not in ("return", "end"):
+        return None
+    m = rp.model
+    live = [e for e in m.entries.values() if _ours(e, acq)]
+    if live:
+        m.line = m.site = f.line
+        before = len(m.reports)
+        m.release_device(live[0].dev)
+        return Simulated("confirmed", "still live at the failure return; dma-debug reports it "
+                         "at driver unbind (PCI and VIO buses only)",
+                         [r.dmesg() for r in m.reports[before:]])
+    freed = next(((e, line) for e, line in m.released if _ours(e, acq)), None)
+    if freed is not None:
+        return Simulated("refuted", f"the model releases the region from line {freed[0].line} "
+                         f"at line {freed[1]}, before the return on the replayed path")
+    if any(p.blocks for p in m.pools.values()):
+        return Simulated("unknown", "a pool block is live; pool leaks have no dma-debug message")
+    return Simulated("unknown", f"the replay has no region from line {acq} at the return")
 
 
 def make_judge(f: Finding):
-    code = f.code
-    acq = _acquire_line(f)
-    state = {"unchecked": None}
-
-    def entry_for(rp):
-        for e in rp.model.entries.values():
-            if acq is None or e.line == acq:
-                return e
-        return None
+    _, acq = _acquire(f)
+    state: dict = {}
 
     def judge(rp, event):
         kind, _ = event
-        if code in EXPECT:
-            hits = _reports(rp, 0, EXPECT[code])
-            if hits:
-                return Simulated("confirmed", f"dma-debug reports it at line {hits[0].line}",
-                                 [r.dmesg() for r in hits])
-            if kind in ("after", "end", "return"):
-                # Not "refuted": the interpreter is young, a miss may be its own gap.
-                return Simulated("unknown", "the replay did not produce the predicted message"
-                                 + (f" ({'; '.join(rp.model.undecided)} undecided)"
-                                    if rp.model.undecided else ""))
-            return None
-        if code in UNCHECKED:
-            hits = _reports(rp, 0, ("failed to check map error",))
-            if hits:
-                return Simulated("confirmed", f"dma-debug reports it at the unmap, line "
-                                 f"{hits[0].line}", [r.dmesg() for r in hits])
-            if kind == "line":
-                e = entry_for(rp)
-                if e is not None and state["unchecked"] is None:
-                    state["unchecked"] = e
-            if kind in ("after", "end", "return"):
-                e = state["unchecked"]
-                if e is None:
-                    return Simulated("unknown", "the replay has no live mapping from line "
-                                     f"{acq} at line {rp.f.line}")
-                if e.map_err == MAP_ERR_CHECK_NOT_APPLICABLE:
-                    return Simulated("static-only", "dma-debug does not track map errors of "
-                                     "scatter-gather mappings")
-                if e.map_err == MAP_ERR_NOT_CHECKED:
-                    r = Report(rp.f.line, e.dev, "device driver failed to check map error"
-                               f"[device address=0x{e.addr:016x}] [size={e.size} bytes] "
-                               "[mapped as single]" if isinstance(e.addr, int) else
-                               "device driver failed to check map error")
-                    return Simulated("confirmed", f"the mapping from line {e.line} is "
-                                     f"MAP_ERR_NOT_CHECKED at line {rp.f.line}; dma-debug "
-                                     "prints this when it is unmapped", [r.dmesg()])
-                return Simulated("refuted", f"the mapping from line {e.line} was checked "
-                                 "(MAP_ERR_CHECKED) in the concrete replay")
-            return None
-        if code in LEAK:
-            if kind in ("return", "end", "after"):
-                live = [e for e in rp.model.entries.values() if acq is None or e.line == acq]
-                pools = [p for p in rp.model.pools.values()] if acq is not None else []
-                if live:
-                    rp.model.line = rp.f.line
-                    before = len(rp.model.reports)
-                    rp.model.release_device()
-                    return Simulated("confirmed", "still live at the failure return; dma-debug "
-                                     "reports it at driver unbind (PCI and VIO buses only)",
-                                     [r.dmesg() for r in rp.model.reports[before:]])
-                if pools:
-                    return Simulated("unknown", "pool leaks have no dma-debug message")
-                return Simulated("unknown", f"the replay has no live region from line {acq} "
-                                 "at the return")
-            return None
-        return Simulated("unknown", f"no runtime model for {code}")
+        if f.code in EXPECT:
+            return _expect_judge(f, EXPECT[f.code], rp, kind)
+        if f.code in UNCHECKED:
+            return _unchecked_judge(f, acq, rp, kind, state)
+        if f.code in LEAK:
+            return _leak_judge(f, acq, rp, kind)
+        return Simulated("unknown", f"no runtime model for {f.code}")
 
     return judge
 
 
-def simulate_finding(f: Finding, src, contracts, record: bool = False) -> Simulated:
+def simulate_finding(f: Finding, program: Program, record: bool = False) -> Simulated:
     if f.code in STATIC_ONLY:
         return Simulated("static-only", STATIC_ONLY[f.code])
-    sim = replay(f, src, contracts, make_judge(f), record)
-    if f.code == "DMA006" and sim.verdict == "unknown" and "predicted message" in sim.reason:
-        sim = Simulated("static-only", "dma-debug 6.1 records dma_map_page and "
-                        "dma_map_single alike (type single): the mismatch is not visible at "
-                        "runtime", steps=sim.steps)
+    api = program.c.acquires.get(_acquire(f)[0] or "")
+    if api is not None and f.code in UNCHECKED and api.debug_type == "sg":
+        return Simulated("static-only", "dma-debug does not track map errors of scatter-gather "
+                         "mappings")
+    if api is not None and f.code in LEAK and api.debug_type == "pool":
+        return Simulated("static-only", "a dma_pool that is never destroyed has no dma-debug "
+                         "or dmapool message")
+    sim = replay(f, program, make_judge(f), record)
+    if f.code == "DMA006" and sim.verdict == "unknown" and "reports nothing" in sim.reason:
+        sim = Simulated("static-only", "dma-debug 6.1 records dma_map_page and dma_map_single "
+                        "alike (type single): the mismatch is not visible at run time",
+                        steps=sim.steps)
     return sim
 
 
@@ -153,18 +232,18 @@ def apply(f: Finding, sim: Simulated) -> None:
 
 def simulate_findings(findings, sources_by_path, contracts=None) -> None:
     """Set each finding's verdict; a simulator error never loses a finding."""
-    if os.environ.get("DMALINT_NO_SIMULATE"):
+    if os.environ.get("DMALINT_NO_SIMULATE") or not findings:
         return
     if contracts is None:
         from dmalint.contracts.loader import load_contracts
         contracts = load_contracts()
+    program = Program(sources_by_path, contracts)
     for f in findings:
-        src = sources_by_path.get(f.path)
         try:
-            if src is None:
+            if f.path not in sources_by_path:
                 sim = Simulated("unknown", "source not available to the simulator")
             else:
-                sim = simulate_finding(f, src, contracts)
+                sim = simulate_finding(f, program)
         except (Exception, RecursionError) as exc:
             msg = " ".join(str(exc).split())[:150]
             sim = Simulated("unknown", f"simulator error: {type(exc).__name__}: {msg}")

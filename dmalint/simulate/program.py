@@ -1,0 +1,63 @@
+"""The driver's functions as the replayer sees them: every file of the directory, by name.
+
+Parsed and graphed on demand and kept, so replaying many findings of one driver parses each
+file once.  Uses dmalint.parse and dmalint.cfg only.
+"""
+
+from __future__ import annotations
+
+import re
+
+from dmalint.cfg import CFG, build_cfg
+from dmalint.contracts.model import Contracts
+from dmalint.parse import FunctionDef, iter_functions, parse
+
+_CALLS = re.compile(rb"\b([A-Za-z_]\w*)\s*\(")
+
+
+class Program:
+    def __init__(self, sources: dict, contracts: Contracts) -> None:
+        self.sources = sources  # path -> Source
+        self.c = contracts
+        self._functions: dict[str, list[tuple[object, FunctionDef]]] | None = None
+        self._cfgs: dict[int, CFG] = {}
+        self._reaches: dict[tuple[str, str], bool] = {}
+
+    def _index(self) -> dict[str, list[tuple[object, FunctionDef]]]:
+        if self._functions is None:
+            self._functions = {}
+            for path in sorted(self.sources):
+                src = self.sources[path]
+                for fn in iter_functions(parse(src.code).root_node):
+                    if fn.name and fn.node.child_by_field_name("body") is not None:
+                        self._functions.setdefault(fn.name, []).append((src, fn))
+        return self._functions
+
+    def find(self, name: str, path: str | None = None):
+        """(source, function) for `name`, preferring the file `path`."""
+        found = self._index().get(name, [])
+        return next(((s, f) for s, f in found if s.path == path), found[0] if found else None)
+
+    def cfg(self, src, fn: FunctionDef) -> CFG:
+        key = id(fn.node)
+        if key not in self._cfgs:
+            self._cfgs[key] = build_cfg(fn.body, self.c.core.transparent, self.c.core.noreturn,
+                                        src.iterators)
+        return self._cfgs[key]
+
+    def reaches(self, name: str, api: str, depth: int = 4) -> bool:
+        """Whether calling `name` may lead to a call of `api` (through the driver's functions)."""
+        if name == api:
+            return True
+        key = (name, api)
+        if key in self._reaches:
+            return self._reaches[key]
+        self._reaches[key] = False  # recursion guard
+        found = self.find(name)
+        out = False
+        if found is not None and depth > 0:
+            callees = {m.decode() for m in _CALLS.findall(found[1].body.text or b"")}
+            out = api in callees or any(self.reaches(c, api, depth - 1) for c in callees
+                                        if c in self._index() and c != name)
+        self._reaches[key] = out
+        return out
