@@ -15,6 +15,8 @@ from dmalint.cfg import build_cfg
 from dmalint.contracts.macros import MacroTables
 from dmalint.contracts.model import Contracts, Registry
 from dmalint.consteval import Target
+from dmalint.cpu_access import cpu_access_events, in_mapped_range
+from dmalint.layout import LayoutEngine
 from dmalint.driver import FunctionRecord, cross_function
 from dmalint.memory import memory_rules
 from dmalint.engine.fieldlog import field_key
@@ -25,7 +27,7 @@ from dmalint.parse import (
     FunctionDef, collect_identifiers, has_pointer_declarator, iter_functions, parse, text,
 )
 from dmalint.source import SourceFile
-from dmalint.structs import StructIndex, member_writes, type_name
+from dmalint.structs import StructIndex, member_writes, type_name, variable_types
 
 
 @dataclass
@@ -94,6 +96,22 @@ def analyse_unit(sources: list[SourceFile], contracts: Contracts, registry: Regi
     cookies = cookie_members(parsed, contracts, structs, members)
     called = {callee for _, callee in call_graph(every).edges}
     pattern = _api_pattern(contracts.api_names() | frozenset(summaries) | frozenset(buffers))
+    cpu_views = _api_pattern(frozenset(a.function for a in contracts.acquires.values() if a.cpu_view))
+    local_names = frozenset(fn.name for fn in every)
+    layout: list = []  # built on the first store that needs a member offset
+
+    def cpu_access(fn: FunctionDef, cfg, src: SourceFile) -> list[Event]:
+        out = []
+        for event, check in cpu_access_events(cfg, contracts, fn.name, src.defines, local_names):
+            if check is not None:
+                if not layout:
+                    layout.append(LayoutEngine(list(by_path.values()), include_dirs,
+                                               target=target, tables=tables))
+                held = variable_types(fn.node).get(check.variable)
+                if not in_mapped_range(check, held and structs.canonical(held), layout[0], src):
+                    continue
+            out.append(event)
+        return out
     cookie_names = [key[-1].encode() for key in cookies]
     results: dict[str, FileResult] = {}
     records: list[FunctionRecord] = []
@@ -118,6 +136,9 @@ def analyse_unit(sources: list[SourceFile], contracts: Contracts, registry: Regi
                                         members, buffers, cookies)
             for event in explorer.events_out:
                 result.findings.append(to_finding(event, src, registry))
+            if cpu_views.search(body):
+                for event in cpu_access(fn, explorer.cfg, src):
+                    result.findings.append(to_finding(event, src, registry))
             records.append(FunctionRecord(fn.name, src.path, explorer.ev.field_log,
                                           explorer.stored_leaks, fn.name not in called))
     seen = {(f.path, f.line, f.code) for r in results.values() for f in r.findings}

@@ -35,4 +35,6 @@ EVENT_FIELDS: dict[str, tuple[str, ...]] = {
     "shared-cacheline": _RES + ("struct", "member", "range", "neighbours", "granule", "writes"),
     "small-coherent": _RES + ("size", "page", "how", "suggestion"),
     "never-released": _RES + ("member",),
+    "cpu-write-unsynced": ("acquire", "acquire_line", "buffer", "direction", "written", "sync"),
+    "cpu-read-unsynced": ("acquire", "acquire_line", "buffer", "direction", "read", "sync"),
 }

@@ -86,3 +86,23 @@ def test_registry_rejects_bad_code_and_unknown_fields():
 def test_registry_docs_have_all_sections():
     for d in load_registry().diagnostics:
         assert d.doc.what and d.doc.why and d.doc.example and d.doc.fix
+
+
+def test_cpu_view_is_declared_and_validated():
+    c = load_contracts()
+    assert c.acquires["dma_map_single"].cpu_view == "pointer"
+    assert c.acquires["dma_map_page"].cpu_view == ""  # a struct page *: stores to it are not the data
+    assert c.core.cpu_copies["memcpy"] == ((0,), (1,))
+    text = ('family = "x"\n[[acquire]]\nfunction = "m"\nfamily = "single"\ndebug_type = "single"\n'
+            'cpu_view = "page"\nargs = { device = 0, cpu = 1 }\n')
+    with pytest.raises(RuleFileError, match="cpu_view") as exc:
+        parse_contract_file("rules/api-x.toml", text, _into())
+    assert exc.value.line == 3
+
+
+def test_cpu_copies_must_list_indices():
+    from dmalint.contracts.loader import parse_core
+    with pytest.raises(RuleFileError, match="cpu_copies.memcpy"):
+        parse_core("rules/core.toml", '[cpu_copies]\nmemcpy = { writes = ["dest"] }\n')
+    assert parse_core("rules/core.toml", '[cpu_copies]\nmemset = { writes = [0] }\n') \
+        .cpu_copies["memset"] == ((0,), ())

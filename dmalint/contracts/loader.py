@@ -116,10 +116,13 @@ def parse_contract_file(origin: str, text: str, into: dict) -> None:
         identity = entry.get("identity", "handle")
         if identity not in IDENTITIES:
             raise RuleFileError(origin, line, f"identity must be one of {sorted(IDENTITIES)}")
+        cpu_view = entry.get("cpu_view", "")
+        if cpu_view not in ("", "pointer"):
+            raise RuleFileError(origin, line, "cpu_view must be 'pointer' or absent")
         acq = Acquire(fn, _require_str(entry, "family", origin, line),
                       _require_str(entry, "debug_type", origin, line),
                       _roles(entry, origin, loc, "acquire", ()), failure, result, returns,
-                      bool(entry.get("managed", False)), identity, f"{origin}:{line}")
+                      bool(entry.get("managed", False)), identity, f"{origin}:{line}", cpu_view)
         _add_unique(into["acquires"], fn, acq, origin, line)
     for entry in data.get("release", []):
         fn = _require_str(entry, "function", origin, None)
@@ -174,7 +177,7 @@ def parse_core(origin: str, text: str) -> CoreTables:
     lists = {}
     for key in ("transparent", "noreturn", "value_transforms", "io_writes", "error_pointers",
                 "int_return_types", "irq_disable", "irq_enable", "success_errnos", "borrows",
-                "managed_actions"):
+                "managed_actions", "waits"):
         value = data.get(key, [])
         if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
             raise RuleFileError(origin, None, f"'{key}' must be a list of strings")
@@ -186,7 +189,18 @@ def parse_core(origin: str, text: str) -> CoreTables:
             re.compile(patterns[key])
         except (re.error, TypeError) as exc:
             raise RuleFileError(origin, None, f"{key} is not a valid regex: {exc}") from None
-    return CoreTables(**patterns, **lists)
+    copies = {}
+    table = data.get("cpu_copies", {})
+    if not isinstance(table, dict):
+        raise RuleFileError(origin, None, "'cpu_copies' must be a table")
+    for name, spec in table.items():
+        if not isinstance(spec, dict) or set(spec) - {"writes", "reads"} or not all(
+                isinstance(v, list) and all(isinstance(i, int) and i >= 0 for i in v)
+                for v in spec.values()):
+            raise RuleFileError(origin, None, f"cpu_copies.{name} must be "
+                                              f"{{ writes = [indices], reads = [indices] }}")
+        copies[name] = (tuple(spec.get("writes", [])), tuple(spec.get("reads", [])))
+    return CoreTables(**patterns, **lists, cpu_copies=copies)
 
 
 @lru_cache(maxsize=1)

@@ -35,6 +35,9 @@ class Acquire:
     managed: bool = False  # released by the driver core (devm/dmam): never a leak
     identity: str = "handle"
     origin: str = ""
+    # "pointer": the cpu argument is the kernel address of the mapped bytes, so CPU loads and
+    # stores through it touch the mapping (dma_map_single); "" for a page or a list.
+    cpu_view: str = ""
 
     @property
     def out_arg(self) -> int | None:
@@ -113,6 +116,10 @@ class CoreTables:
     errno_pattern: str = r"^E[A-Z0-9_]+$"
     value_transform_pattern: str = r"^$"
     int_return_types: frozenset[str] = frozenset()
+    waits: frozenset[str] = frozenset()
+    # Library calls that load or store through pointer arguments: name -> (written argument
+    # indices, read argument indices).
+    cpu_copies: Mapping[str, tuple[tuple[int, ...], tuple[int, ...]]] = field(default_factory=dict)
 
     @property
     def errno_re(self) -> re.Pattern[str]:
