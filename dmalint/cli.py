@@ -102,12 +102,16 @@ def _config_or_exit(paths, config_file: str | None, isolated: bool, **flags):
               help="Only findings on lines changed since the git revision REV.")
 @click.option("--statistics", is_flag=True,
               help="After the report, print the number of findings per rule on stderr.")
+@click.option("--confirmed-only", is_flag=True,
+              help="Only findings the reference simulator confirmed (dma-debug would print "
+                   "their message).")
 def check(paths: tuple[str, ...], fmt: str, output: str | None, trace: bool,
           jobs: int | None, file_timeout: float | None, cache_dir: str, no_cache: bool,
           config_file: str | None, isolated: bool, select: tuple[str, ...] | None,
           ignore: tuple[str, ...] | None, dma_granule: int | None,
           report_unused_suppressions: bool, baseline_file: str | None,
-          write_baseline: str | None, diff_rev: str | None, statistics: bool) -> None:
+          write_baseline: str | None, diff_rev: str | None, statistics: bool,
+          confirmed_only: bool) -> None:
     """Check C files and directories (recursively, .c and .h) for DMA API misuse."""
     from dmalint import baseline, postfilter
     from dmalint.cache import Cache
@@ -139,6 +143,9 @@ def check(paths: tuple[str, ...], fmt: str, output: str | None, trace: bool,
         progress.close()
     done = postfilter.apply(result, config, report_unused_suppressions, recorded, changed)
     result = done.result
+    if confirmed_only:
+        result = dataclasses.replace(result, findings=[f for f in result.findings
+                                                       if f.verdict == "confirmed"])
     if write_baseline is not None:
         try:
             n = baseline.write(write_baseline, done.current)
@@ -211,6 +218,35 @@ def kbuild(args: tuple[str, ...]) -> None:
     kb.report(result, sys.stderr)
     if kb.error_exit_requested(parsed) and (result.findings or result.errors):
         sys.exit(EXIT_ERROR if result.errors else EXIT_FINDINGS)
+
+
+@main.command()
+@click.argument("target")
+@click.argument("paths", nargs=-1)
+def replay(target: str, paths: tuple[str, ...]) -> None:
+    """Replay a finding against the dma-debug model, step by step.
+
+    TARGET is PATH:LINE (the file's directory is analysed again) or a finding's fingerprint
+    (from the JSON output; looked for under PATHS, default '.').  Prints each simulated step
+    with the live entries after it, the verdict, and the dmesg lines the kernel would print."""
+    from dmalint.runner import DEFAULT_FILE_TIMEOUT, run
+    from dmalint.simulate.show import TargetError, parse_target, pick, replay_findings
+
+    _load_rules_or_exit()
+    try:
+        where, path, line, fingerprint = parse_target(target, paths)
+    except TargetError as exc:
+        click.echo(f"dmalint: error: {exc}", err=True)
+        sys.exit(EXIT_ERROR)
+    config = _config_or_exit(where, None, False)
+    timeout = config.file_timeout if config.file_timeout is not None else DEFAULT_FILE_TIMEOUT
+    os.environ.pop("DMALINT_NO_SIMULATE", None)  # replaying is simulating
+    result = run(where, 1, timeout=timeout or None, cache=None, config=config)
+    found = pick(result.findings, path, line, fingerprint)
+    if not found:
+        click.echo(f"dmalint: error: no finding at {target}", err=True)
+        sys.exit(EXIT_ERROR)
+    replay_findings(found, config.tables(load_macro_tables()), sys.stdout)
 
 
 @main.command("rules")

@@ -446,7 +446,9 @@ def _finding_order(f: Finding) -> tuple:
 
 def default_cache_options(config: Config | None = None) -> dict:
     """The configuration that changes results, for the cache key."""
-    options = {"budget": DEFAULT_BUDGET, "max_file_bytes": MAX_FILE_BYTES}
+    options = {"budget": DEFAULT_BUDGET, "max_file_bytes": MAX_FILE_BYTES,
+               # verdicts are part of a cached result: a run without them must not serve one with
+               "simulate": not os.environ.get("DMALINT_NO_SIMULATE")}
     if config is not None:
         options["config"] = config.cache_options()
     return options

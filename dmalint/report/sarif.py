@@ -121,6 +121,9 @@ def _result(f: Finding, rule_index: int, root: str) -> om.Result:
     props: dict[str, object] = {"function": f.function}
     if f.verdict is not None:
         props["verdict"] = f.verdict
+        for key in ("verdict_reason", "dmesg"):
+            if key in f.extra:
+                props[key] = f.extra[key].split("\n") if key == "dmesg" else f.extra[key]
     return om.Result(
         rule_id=f.code,
         rule_index=rule_index,

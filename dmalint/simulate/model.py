@@ -87,10 +87,13 @@ class Report:
     text: str
     source: str = "DMA-API"  # or "dmapool", "fault"
     site: int = 0  # the line in the replayed function whose call led here (a helper's caller)
+    in_helper: bool = False
 
-    def dmesg(self) -> str:
+    def dmesg(self, driver: str = "driver") -> str:
+        """`DMA-API: <driver> <device>: ...`; the device is named by the expression that held it."""
         if self.source == "DMA-API":
-            return f"DMA-API: driver {self.dev}: {self.text}"
+            dev = str(self.dev).lstrip("?") if self.dev is not None else "NULL"
+            return f"DMA-API: {driver} {dev}: {self.text}"
         return f"{self.source}: {self.text}"
 
 
@@ -131,10 +134,12 @@ class DmaDebug:
         self._pending_compared: dict = {}
         self.line = 0
         self.site = 0
+        self.in_helper = False
 
     # -- helpers -----------------------------------------------------------------------------
     def _err(self, dev, text: str, source: str = "DMA-API") -> None:
-        self.reports.append(Report(self.line, dev, text, source, self.site or self.line))
+        self.reports.append(Report(self.line, dev, text, source, self.site or self.line,
+                                   self.in_helper))
 
     def _op(self, kind: str, found: bool = True) -> Op:
         op = Op(self.line, self.site or self.line, kind, found)
@@ -330,6 +335,10 @@ class DmaDebug:
     # -- NO_KERNEL_MAPPING cookies ------------------------------------------------------------
     def cookie(self, cpu) -> None:
         self.cookies.add(cpu)
+
+    def foreign(self, kind: str) -> None:
+        """An operation on a region mapped before the replay began: not judged."""
+        self._op(kind, found=False)
 
     def check_stack(self, dev, cpu) -> None:
         """A transfer helper that maps its buffer in the core (usb, spi): the same check."""

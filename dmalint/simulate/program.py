@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import re
 
+import networkx as nx
+
 from dmalint.cfg import CFG, build_cfg
 from dmalint.contracts.model import Contracts
 from dmalint.parse import FunctionDef, iter_functions, parse
@@ -21,6 +23,7 @@ class Program:
         self.c = contracts
         self._functions: dict[str, list[tuple[object, FunctionDef]]] | None = None
         self._cfgs: dict[int, CFG] = {}
+        self._loops: dict[int, frozenset[int]] = {}
         self._reaches: dict[tuple[str, str], bool] = {}
 
     def _index(self) -> dict[str, list[tuple[object, FunctionDef]]]:
@@ -44,6 +47,15 @@ class Program:
             self._cfgs[key] = build_cfg(fn.body, self.c.core.transparent, self.c.core.noreturn,
                                         src.iterators)
         return self._cfgs[key]
+
+    def loop_nodes(self, cfg: CFG) -> frozenset[int]:
+        """The nodes on a cycle: a loop's condition, whose recorded exit the static witness
+        takes after an abstract number of rounds."""
+        key = id(cfg)
+        if key not in self._loops:
+            self._loops[key] = frozenset(n for comp in nx.strongly_connected_components(cfg.graph)
+                                         if len(comp) > 1 for n in comp)
+        return self._loops[key]
 
     def reaches(self, name: str, api: str, depth: int = 4) -> bool:
         """Whether calling `name` may lead to a call of `api` (through the driver's functions)."""

@@ -136,6 +136,14 @@ class Ref:
         return f"&{self.key}"
 
 
+class Handle(int):
+    """A DMA address the model handed out.  Its value is the model's choice, not a fact, so
+    whether it is zero is not decided (some platforms do return DMA address 0)."""
+
+    def __repr__(self) -> str:
+        return f"0x{int(self):x}"
+
+
 def resolve(v):
     """What the DMA model sees: a Stale value's prior value."""
     while isinstance(v, Stale):
@@ -145,6 +153,8 @@ def resolve(v):
 
 def objof_value(v) -> Obj | None:
     v = resolve(v)
+    if isinstance(v, Lin):  # pointer arithmetic stays inside the object
+        v = v.base
     if isinstance(v, Ptr):
         return v.obj
     if isinstance(v, Obj):
@@ -158,6 +168,8 @@ def truth(v) -> bool | None:
     """C truth of a value; None when the replay cannot tell."""
     if isinstance(v, bool):
         return v
+    if isinstance(v, Handle):
+        return None
     if isinstance(v, int):
         return v != 0
     if isinstance(v, (Ptr, Ref, Obj, str)):
@@ -175,6 +187,8 @@ def equal(a, b) -> bool | None:
     if isinstance(a, Ptr) and isinstance(b, Ptr):
         return a.off == b.off if a.obj is b.obj else None
     if isinstance(a, int) and isinstance(b, int):
+        if (isinstance(a, Handle) and b == 0) or (isinstance(b, Handle) and a == 0):
+            return None
         return a == b
     for x, y in ((a, b), (b, a)):
         if isinstance(x, (Unknown, Lin)):

@@ -84,15 +84,21 @@ def _ours(e, acq: int | None) -> bool:
     return acq is None or acq in (e.line, e.site)
 
 
-def _confirmed(hits: list[Report], how: str) -> Simulated:
-    return Simulated("confirmed", how, [r.dmesg() for r in hits])
+def _driver(f: Finding) -> str:
+    """The name dmesg shows for the driver: its module, taken from the file name."""
+    return f.path.replace("\\", "/").rsplit("/", 1)[-1].rsplit(".", 1)[0]
+
+
+def _confirmed(f: Finding, hits: list[Report], how: str) -> Simulated:
+    return Simulated("confirmed", how, [r.dmesg(_driver(f)) for r in hits])
 
 
 def _expect_judge(f: Finding, ex: Expect, rp, kind: str) -> Simulated | None:
     hits = [r for r in rp.model.reports if f.line in (r.site, r.line)
             and any(t in r.text for t in ex.texts)]
     if hits:
-        return _confirmed(hits, f"dma-debug reports it at line {hits[0].line}")
+        where = f" (in a helper called at line {hits[0].site})" if hits[0].in_helper else ""
+        return _confirmed(f, hits, f"dma-debug reports it at line {hits[0].line}{where}")
     ops = [o for o in rp.model.ops if o.site == f.line and o.kind == ex.op]
     if kind == "line" and rp.pending:
         return None  # the witness goes round again before it is done
@@ -131,8 +137,8 @@ def _expect_judge(f: Finding, ex: Expect, rp, kind: str) -> Simulated | None:
             return Simulated("unknown", f"the {ex.compare} at line {op.line} equals the one "
                              "recorded only through driver state carried between functions")
     if not op.found:
-        return Simulated("unknown", f"the {ex.op} at line {op.line} found no live entry "
-                         "(another message, or a region the replay does not know)")
+        return Simulated("unknown", f"the {ex.op} at line {op.line} found no live entry (a "
+                         "region mapped before the replayed path began)")
     return Simulated("unknown", f"the model performs the {ex.op} at line {op.line} and reports "
                      "nothing, but cannot rule the violation out")
 
@@ -141,7 +147,7 @@ def _unchecked_judge(f: Finding, acq, rp, kind: str, state: dict) -> Simulated |
     hits = [r for r in rp.model.reports if "failed to check map error" in r.text
             and f.line in (r.site, r.line)]
     if hits:
-        return _confirmed(hits, f"dma-debug reports it at the unmap, line {hits[0].line}")
+        return _confirmed(f, hits, f"dma-debug reports it at the unmap, line {hits[0].line}")
     if kind in ("line", "return") and state.get("entry") is None:
         state["entry"] = next((e for e in rp.model.entries.values() if _ours(e, acq)), None) \
             or next((e for e, _ in reversed(rp.model.released) if _ours(e, acq)), None)
@@ -162,7 +168,8 @@ def _unchecked_judge(f: Finding, acq, rp, kind: str, state: dict) -> Simulated |
                    f"[device address={_hex(e.addr)}] [size={_num(e.size)} bytes] "
                    "[mapped as single]")
         return Simulated("confirmed", f"the mapping from line {e.line} is MAP_ERR_NOT_CHECKED at "
-                         f"line {f.line}; dma-debug prints this when it is unmapped", [r.dmesg()])
+                         f"line {f.line}; dma-debug prints this when it is unmapped",
+                         [r.dmesg(_driver(f))])
     return Simulated("refuted", f"the mapping from line {e.line} was checked (MAP_ERR_CHECKED) "
                      f"before line {f.line} in the concrete replay")
 
@@ -178,7 +185,7 @@ def _leak_judge(f: Finding, acq, rp, kind: str) -> Simulated | None:
         m.release_device(live[0].dev)
         return Simulated("confirmed", "still live at the failure return; dma-debug reports it "
                          "at driver unbind (PCI and VIO buses only)",
-                         [r.dmesg() for r in m.reports[before:]])
+                         [r.dmesg(_driver(f)) for r in m.reports[before:]])
     freed = next(((e, line) for e, line in m.released if _ours(e, acq)), None)
     if freed is not None:
         return Simulated("refuted", f"the model releases the region from line {freed[0].line} "
@@ -240,7 +247,9 @@ def simulate_findings(findings, sources_by_path, contracts=None) -> None:
     program = Program(sources_by_path, contracts)
     for f in findings:
         try:
-            if f.path not in sources_by_path:
+            if f.code in STATIC_ONLY:
+                sim = Simulated("static-only", STATIC_ONLY[f.code])
+            elif f.path not in sources_by_path:
                 sim = Simulated("unknown", "source not available to the simulator")
             else:
                 sim = simulate_finding(f, program)
