@@ -357,7 +357,8 @@ def buffer_params(functions: list[FunctionDef], contracts: Contracts,
             for call, name in zip(fn.calls, fn.callee_names):
                 targets: dict[int, str] = {}
                 if name in contracts.buffers:
-                    targets[contracts.buffers[name].arg] = name
+                    for idx in contracts.buffers[name].args:
+                        targets[idx] = name
                 for idx, inner in out.get(name, {}).items():
                     targets[idx] = f"{name}() -> {inner}"
                 for idx, via in targets.items():

@@ -58,8 +58,9 @@ def memory_rules(records: list[FunctionRecord], sources: dict[str, SourceFile], 
     seen = set()
     unique_emb = []
     for rec, emb in candidates:
-        if (rec.function, emb.line, emb.column) not in seen:
-            seen.add((rec.function, emb.line, emb.column))
+        key = (rec.function, emb.line, emb.column, emb.struct, emb.members)  # a call may DMA two
+        if key not in seen:
+            seen.add(key)
             unique_emb.append((rec, emb))
     candidates = unique_emb
     # Members the driver DMAs in place: sharing a line with each other is the usual layout of
@@ -91,7 +92,9 @@ def _shared_lines(engine: LayoutEngine, rec, emb, writes, target: Target, to_dev
     if "&" not in emb.text and not member.type_text.endswith("]"):
         return None  # a pointer member: the buffer is allocated on its own
     shared = granule_overlap(layout, ".".join(emb.members), target.dma_minalign)
-    shared = [s for s in shared or () if (emb.struct, s.member) not in dma_members]
+    # A neighbour inside a member the driver DMAs too (`setup.request` of a DMA'd `setup`).
+    shared = [s for s in shared or ()
+              if not any((emb.struct, prefix) in dma_members for prefix in _prefixes(s.member))]
     if not shared:
         return None
     written = []
@@ -120,6 +123,12 @@ def _shared_lines(engine: LayoutEngine, rec, emb, writes, target: Target, to_dev
     return Event("shared-cacheline", emb.line, emb.column, emb.in_function, data, trace,
                  related=((member.line or emb.line, f"'{data['member']}' is declared here"),),
                  anchor=f"{emb.struct}.{data['member']}")
+
+
+def _prefixes(member: str) -> list[str]:
+    """`a.b.c` -> ["a", "a.b", "a.b.c"]."""
+    parts = member.split(".")
+    return [".".join(parts[: i + 1]) for i in range(len(parts))]
 
 
 def _small_allocations(engine: LayoutEngine, allocations, sources, target: Target, stats):

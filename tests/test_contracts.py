@@ -106,3 +106,13 @@ def test_cpu_copies_must_list_indices():
         parse_core("rules/core.toml", '[cpu_copies]\nmemcpy = { writes = ["dest"] }\n')
     assert parse_core("rules/core.toml", '[cpu_copies]\nmemset = { writes = [0] }\n') \
         .cpu_copies["memset"] == ((0,), ())
+
+
+def test_buffer_may_name_several_arguments():
+    c = load_contracts()
+    assert c.buffers["usb_fill_control_urb"].args == (4, 3)  # data, then the setup packet
+    assert c.buffers["usb_bulk_msg"].args == (2,)
+    text = 'family = "x"\n[[buffer]]\nfunction = "f"\nargs = [1, "two"]\n'
+    with pytest.raises(RuleFileError, match="'args'") as exc:
+        parse_contract_file("rules/api-x.toml", text, _into())
+    assert exc.value.line == 3

@@ -156,9 +156,13 @@ def parse_contract_file(origin: str, text: str, into: dict) -> None:
     for entry in data.get("buffer", []):
         fn = _require_str(entry, "function", origin, None)
         line = loc.line_of(fn)
-        if not isinstance(entry.get("arg"), int) or entry["arg"] < 0:
-            raise RuleFileError(origin, line, f"buffer '{fn}' needs a non-negative integer 'arg'")
-        _add_unique(into["buffers"], fn, Buffer(fn, entry["arg"], f"{origin}:{line}"), origin, line)
+        indices = entry.get("args", [entry.get("arg")])
+        if not isinstance(indices, list) or not indices or \
+                not all(isinstance(i, int) and not isinstance(i, bool) and i >= 0 for i in indices):
+            raise RuleFileError(origin, line, f"buffer '{fn}' needs a non-negative integer 'arg' "
+                                              f"(or a list 'args')")
+        _add_unique(into["buffers"], fn, Buffer(fn, indices[0], f"{origin}:{line}", tuple(indices[1:])),
+                    origin, line)
     for entry in data.get("check", []):
         fn = _require_str(entry, "function", origin, None)
         line = loc.line_of(fn)

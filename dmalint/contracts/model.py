@@ -81,8 +81,13 @@ class Buffer:
     """A call that DMAs one of its arguments (in the core, or by mapping it)."""
 
     function: str
-    arg: int
+    arg: int  # the data buffer
     origin: str = ""
+    more: tuple[int, ...] = ()  # further DMA'd arguments (a USB control request's setup packet)
+
+    @property
+    def args(self) -> tuple[int, ...]:
+        return (self.arg,) + self.more
 
 
 @dataclass(frozen=True)

@@ -605,11 +605,12 @@ class ContractRoles:
         targets = {}
         buf = self.c.buffers.get(name)
         if buf is not None:
-            targets[buf.arg] = f"{name}()"
+            for idx in buf.args:
+                targets[idx] = f"{name}()"
         for idx, via in self.buffer_params.get(name, {}).items():
             targets.setdefault(idx, f"{name}() -> {via}")
         for idx, via in targets.items():
-            if buf is not None and idx == buf.arg and name not in self.c.acquires and idx < len(arg_nodes):
+            if buf is not None and idx in buf.args and name not in self.c.acquires and idx < len(arg_nodes):
                 self.log_embedded(arg_nodes[idx], None, name, node, st)
             if idx < len(vals) and self.scope.on_stack(vals[idx]):
                 buffer = " ".join(text(arg_nodes[idx]).split())
