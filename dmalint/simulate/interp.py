@@ -429,7 +429,7 @@ class Interp:
 
     def acquire(self, a, vals, args):
         roles = a.args
-        outcome = self.outcomes.get(self.line, [])
+        outcome = self.outcomes.get(self.call_line or self.line, [])
         ok = outcome.pop(0) if outcome else True
         m = self._model()
         dev = self.role(roles, vals, "device")

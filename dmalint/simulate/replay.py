@@ -62,6 +62,9 @@ class Replayer(Interp):
         self.visited_line = False
         self.pending: list = []
         self.here = False
+        self.node = None
+        self.cfg = None
+        self.abandoned = 0  # helper calls undone and treated as unknown calls
 
     # -- the model sees the line of the replayed function that led to each operation ---------
     def _model(self):
@@ -92,21 +95,44 @@ class Replayer(Interp):
             self.line = fn.node.start_point[0] + 1
             self.snapshot(f"enter {seg.function}()")
             pending = self.pending = list(seg.branches)
+            cfg = self.cfg = self.program.cfg(self.src, fn)
             try:
-                self.walk(self.program.cfg(self.src, fn), pending)
+                self.walk(cfg, pending)
             except (_Return, _SegmentDone):
                 pass
             except Undecided as why:
                 if self.final or pending:
-                    return Simulated("unknown", str(why))
+                    return self.stuck(Simulated("unknown", str(why)))
             except GiveUp as stop:
-                if self.final or pending or stop.verdict == "refuted":
+                if stop.verdict == "refuted":
                     return Simulated(stop.verdict, stop.reason)
+                if self.final or pending:
+                    return self.stuck(Simulated(stop.verdict, stop.reason))
             if self.final:
                 return self.judge(self, ("end", None)) or Simulated(
                     "unknown", f"the replay did not reach line {self.f.line}")
             self.keep_stores(seg)
         return Simulated("unknown", "empty witness")
+
+    def stuck(self, why: Simulated) -> Simulated:
+        """The replay of the finding's function stopped after its line: the judge may still
+        decide from what it saw and from what the rest of the function can do."""
+        if self.final and self.visited_line:
+            out = self.judge(self, ("stuck", self.node))
+            if out is not None:
+                out.reason += f" (the replay stopped after it: {why.reason})"
+                return out
+        return why
+
+    def reachable_calls(self, node) -> set[str]:
+        """The names called anywhere after `node` in the current function."""
+        g = self.cfg.graph
+        names: set[str] = set()
+        for m in nx.descendants(g, node):
+            ast = g.nodes[m].get("ast")
+            if ast is not None:
+                names.update(_CALLS.findall(text(ast)))
+        return names
 
     def keep_stores(self, seg: Segment) -> None:
         """The witness says this function keeps the region in a member: make it so, when the
@@ -160,6 +186,7 @@ class Replayer(Interp):
             self.call_line = 0
             self.here = self.covers(ast)
             if self.depth == 0:
+                self.node = node
                 # A statement over several lines: its operations count as the finding's line.
                 self.site = self.f.line if self.here else self.line
             if kind == "exit":
@@ -188,6 +215,7 @@ class Replayer(Interp):
                     succ = self.choose(g, node, ast, attrs, pending, hint, hint_done, cfg)
                 except Undecided:
                     if self.at_finding():  # the condition is the finding: judge it first
+                        self.visited_line = True
                         out = self.judge(self, ("line", node))
                         if out is not None:
                             raise _Decided(out) from None
@@ -294,6 +322,13 @@ class Replayer(Interp):
         if found is None:
             return False, None
         src, fn = found
+        recorded = self.outcomes.get(self.call_line) if self.depth == 0 else None
+        if recorded:
+            # The witness treats this helper as an acquire and chose its result: a failure is
+            # taken as given (an opaque call), a success is replayed.
+            if not recorded.pop(0):
+                self.notes.append(f"{name}() at line {self.call_line} fails, as the witness says")
+                return False, None
         hint = self.seg.hint(self.site, name) if self.seg is not None else None
         if hint is None and self.depth > 0 and self.stack and self.hint_api:
             hint = self.hint_api if self.program.reaches(name, self.hint_api) else None
@@ -322,6 +357,7 @@ class Replayer(Interp):
             self.rollback(mark)
             self.model.restore(cp)
             self.notes.append(f"{name}() at line {saved[2]} not replayed: {why}")
+            self.abandoned += 1
             return False, None
         finally:
             self.depth -= 1

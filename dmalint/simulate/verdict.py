@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import os
 import re
+import time
 from dataclasses import dataclass
 
 from dmalint.findings import Finding
@@ -71,12 +72,12 @@ STATIC_ONLY = {
     "DMA028": "dma-debug does not see CPU accesses to a live mapping",
 }
 _FROM = re.compile(r"from (\w+)\(\) at line (\d+)")
-_AT_LINE = re.compile(r"(?:(\w+)\(\) )?at line (\d+)")
+_CALL_AT = re.compile(r"(\w+)\(\) (?:at line |\(line )(\d+)")
 
 
 def _acquire(f: Finding) -> tuple[str | None, int | None]:
     """The acquire the finding is about (its function and line), from its message."""
-    m = _FROM.search(f.message) or _AT_LINE.search(f.message)
+    m = _FROM.search(f.message) or _CALL_AT.search(f.message)
     return (m.group(1), int(m.group(2))) if m else (None, None)
 
 
@@ -107,6 +108,9 @@ def _expect_judge(f: Finding, ex: Expect, rp, kind: str) -> Simulated | None:
             return Simulated("unknown", f"the replay did not perform the {ex.op} at line {f.line}")
         return None
     op = ops[-1]
+    if ex.by_entry and op.found and rp.abandoned:
+        return Simulated("unknown", f"the {ex.op} at line {op.line} finds its entry, but a helper "
+                         "on the path was not replayed and may have released it")
     if ex.by_entry and op.found:
         what = {"unmap": "the region is still mapped there: this release is its first",
                 "sync": "the region is mapped there",
@@ -144,6 +148,8 @@ def _expect_judge(f: Finding, ex: Expect, rp, kind: str) -> Simulated | None:
 
 
 def _unchecked_judge(f: Finding, acq, rp, kind: str, state: dict) -> Simulated | None:
+    """dma-debug prints "failed to check map error" when an entry still MAP_ERR_NOT_CHECKED is
+    unmapped: the mapping must be unchecked where the finding uses it, and stay so."""
     hits = [r for r in rp.model.reports if "failed to check map error" in r.text
             and f.line in (r.site, r.line)]
     if hits:
@@ -151,27 +157,37 @@ def _unchecked_judge(f: Finding, acq, rp, kind: str, state: dict) -> Simulated |
     if kind in ("line", "return") and state.get("entry") is None:
         state["entry"] = next((e for e in rp.model.entries.values() if _ours(e, acq)), None) \
             or next((e for e, _ in reversed(rp.model.released) if _ours(e, acq)), None)
-        if state["entry"] is None:
-            return None
-        state["status"] = state["entry"].map_err
-    if kind == "line" and rp.pending:
-        return None
+        if state["entry"] is not None:
+            state["status"] = state["entry"].map_err
+    if kind == "line":
+        return None  # decided when the function is done: a later check silences dma-debug
     e = state.get("entry")
     if e is None:
+        if kind == "return":
+            return None
         return Simulated("unknown", f"the replay has no live mapping from line {acq} at line "
                          f"{f.line}")
     if e.map_err == MAP_ERR_CHECK_NOT_APPLICABLE:
         return Simulated("static-only", "dma-debug does not track map errors of this kind of "
                          "mapping (scatter-gather)")
-    if state["status"] == MAP_ERR_NOT_CHECKED:
-        r = Report(f.line, e.dev, "device driver failed to check map error"
-                   f"[device address={_hex(e.addr)}] [size={_num(e.size)} bytes] "
-                   "[mapped as single]")
-        return Simulated("confirmed", f"the mapping from line {e.line} is MAP_ERR_NOT_CHECKED at "
-                         f"line {f.line}; dma-debug prints this when it is unmapped",
-                         [r.dmesg(_driver(f))])
-    return Simulated("refuted", f"the mapping from line {e.line} was checked (MAP_ERR_CHECKED) "
-                     f"before line {f.line} in the concrete replay")
+    if state["status"] != MAP_ERR_NOT_CHECKED:
+        return Simulated("refuted", f"the mapping from line {e.line} was checked "
+                         f"(MAP_ERR_CHECKED) before line {f.line} in the concrete replay")
+    if kind == "return":
+        return None  # the finding's line is a return: the function ends right after it
+    if e.map_err != MAP_ERR_NOT_CHECKED:
+        return Simulated("static-only", f"the mapping from line {e.line} is used unchecked at "
+                         f"line {f.line} but checked later on the path, so dma-debug's unmap "
+                         "check stays silent")
+    if kind == "stuck" and rp.reachable_calls(rp.node) & set(rp.c.checks):
+        return Simulated("unknown", f"the mapping from line {e.line} is unchecked at line "
+                         f"{f.line}; the replay stopped before seeing whether a later check runs")
+    r = Report(f.line, e.dev, "device driver failed to check map error"
+               f"[device address={_hex(e.addr)}] [size={_num(e.size)} bytes] "
+               "[mapped as single]")
+    return Simulated("confirmed", f"the mapping from line {e.line} is MAP_ERR_NOT_CHECKED at "
+                     f"line {f.line} and stays so; dma-debug prints this when it is unmapped",
+                     [r.dmesg(_driver(f))])
 
 
 def _leak_judge(f: Finding, acq, rp, kind: str) -> Simulated | None:
@@ -203,6 +219,8 @@ def make_judge(f: Finding):
         kind, _ = event
         if f.code in EXPECT:
             return _expect_judge(f, EXPECT[f.code], rp, kind)
+        if acq is None and (f.code in UNCHECKED or f.code in LEAK):
+            return Simulated("unknown", "the finding's message names no acquire line")
         if f.code in UNCHECKED:
             return _unchecked_judge(f, acq, rp, kind, state)
         if f.code in LEAK:
@@ -241,6 +259,7 @@ def simulate_findings(findings, sources_by_path, contracts=None) -> None:
     """Set each finding's verdict; a simulator error never loses a finding."""
     if os.environ.get("DMALINT_NO_SIMULATE") or not findings:
         return
+    start = time.process_time()
     if contracts is None:
         from dmalint.contracts.loader import load_contracts
         contracts = load_contracts()
@@ -257,3 +276,12 @@ def simulate_findings(findings, sources_by_path, contracts=None) -> None:
             msg = " ".join(str(exc).split())[:150]
             sim = Simulated("unknown", f"simulator error: {type(exc).__name__}: {msg}")
         apply(f, sim)
+    _account(time.process_time() - start, len(findings))
+
+
+def _account(seconds: float, findings: int) -> None:
+    """benchmarks/simulator.py: each worker appends the CPU time it spent here to a file."""
+    path = os.environ.get("DMALINT_SIM_TIMES")
+    if path:
+        with open(path, "a", encoding="utf-8") as out:
+            out.write(f"{seconds:.6f} {findings}\n")
