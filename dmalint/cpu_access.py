@@ -387,7 +387,7 @@ class CpuAccess:
             aliases = _kill_prefix(m.aliases, target)
             exact = _kill_prefix(m.exact, target)
             handles = _kill_prefix(m.handles, target)
-            if value is not None and points_into(value, m.aliases):
+            if value is not None and points_into(value, m.aliases) and not _past_end(value, m):
                 aliases |= {target}
                 if norm(_strip(value)) in m.exact:
                     exact |= {target}
@@ -490,7 +490,8 @@ class CpuAccess:
         base = pointer_base(buf)
         exact = frozenset({base}) if norm(_strip(buf)) == base else frozenset()
         si = roles.get("size")
-        size_text = norm(args[si]) if si is not None and si < len(args) else ""
+        # Spaces kept: `sizeof(struct oal)` must still evaluate.
+        size_text = " ".join(text(args[si]).split()) if si is not None and si < len(args) else ""
         m = Mapping(site, acq.function, line, base, direction, norm(args[di]),
                     frozenset({base}), handles, exact, size_text)
         steps.append(Step(line, "acquire", f"{acq.function}() maps '{norm(buf)}' {norm(args[di])}: "
@@ -682,6 +683,15 @@ def _true_means_error(cond: Node) -> bool:
     return True
 
 
+def _past_end(value: Node, m: Mapping) -> bool:
+    """`buf + len` where len is the mapped size: the first byte after the mapping (drivers keep
+    their own bookkeeping there, behind what they give the device)."""
+    v = _strip(value)
+    if v.type != "binary_expression" or text(v.child_by_field_name("operator")) != "+":
+        return False
+    return norm(v.child_by_field_name("right")) == "".join(m.size_text.split())
+
+
 def _range_check(node: Node, m: Mapping) -> RangeCheck | None:
     """The check a store `p->a.b = x` needs when p points at the buffer's start and the mapped
     size is not `sizeof(*p)` / `sizeof(p[0])`."""
@@ -693,9 +703,8 @@ def _range_check(node: Node, m: Mapping) -> RangeCheck | None:
             base = norm(n.child_by_field_name("argument"))
             if base not in m.exact:
                 return None
-            if m.size_text in (f"sizeof(*{base})", f"sizeof({base}[0])", f"sizeof*{base}"):
-                return None
-            if any(m.size_text in (f"sizeof(*{a})", f"sizeof({a}[0])") for a in m.exact):
+            size = "".join(m.size_text.split())
+            if any(size in (f"sizeof(*{a})", f"sizeof({a}[0])", f"sizeof*{a}") for a in m.exact | {base}):
                 return None
             return RangeCheck(base, tuple(reversed(members)), m.size_text)
         n = _strip(n.child_by_field_name("argument"))
