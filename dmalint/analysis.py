@@ -19,7 +19,7 @@ from dmalint.cpu_access import cpu_access_events, in_mapped_range
 from dmalint.layout import LayoutEngine
 from dmalint.driver import FunctionRecord, cross_function
 from dmalint.memory import memory_rules
-from dmalint.engine.fieldlog import field_key
+from dmalint.engine.fieldlog import FieldLog, field_key
 from dmalint.engine.evaluate import Scope
 from dmalint.engine.explore import DEFAULT_BUDGET, Explorer
 from dmalint.findings import Event, Finding, Notice, fingerprint
@@ -28,6 +28,7 @@ from dmalint.parse import (
 )
 from dmalint.source import SourceFile
 from dmalint.structs import StructIndex, member_writes, type_name, variable_types
+from dmalint.transfer_members import member_buffers
 
 
 @dataclass
@@ -163,7 +164,8 @@ def analyse_unit(sources: list[SourceFile], contracts: Contracts, registry: Regi
                             (finding.path, finding.line, finding.code) not in seen:
                         seen.add((finding.path, finding.line, finding.code))
                         results[src.path].findings.append(finding)
-    layout_events = memory_rules(records, by_path, target, contracts.constants.get("DMA_TO_DEVICE"),
+    layout_events = memory_rules(records + _member_buffer_records(parsed, contracts, structs),
+                                 by_path, target, contracts.constants.get("DMA_TO_DEVICE"),
                                  lambda: member_writes(every, structs), tables=tables,
                                  include_dirs=include_dirs)
     may_release = frozenset(f for s in summaries.values() if s.kind == "may-release" for f in s.families)
@@ -175,6 +177,28 @@ def analyse_unit(sources: list[SourceFile], contracts: Contracts, registry: Regi
     for result in results.values():
         result.findings.sort(key=Finding.sort_key)
     return [results[src.path] for src in sources]
+
+
+def _member_buffer_records(parsed, contracts: Contracts, structs: StructIndex) -> list[FunctionRecord]:
+    """Buffers stored into transfer descriptors (`.rx_buf = st->rx`), as records the cache-line
+    rule reads: any function of the unit may build a transfer, DMA API calls or not."""
+    names = [m.encode() for m in contracts.buffer_members]
+    out = []
+    for src, functions in parsed:
+        if not any(name in src.code for name in names):
+            continue
+        for fn in functions:
+            if fn.damaged:
+                continue
+            body = src.code[fn.node.start_byte : fn.node.end_byte]
+            if not any(name in body for name in names):
+                continue
+            types = variable_types(fn.node)
+            found = member_buffers(fn, contracts, {k: structs.canonical(v) for k, v in types.items()},
+                                   structs.canonical)
+            if found:
+                out.append(FunctionRecord(fn.name, src.path, FieldLog(embedded=found), [], False))
+    return out
 
 
 @lru_cache(maxsize=8)

@@ -12,7 +12,7 @@ from dmalint.contracts.errors import RuleFileError
 from dmalint.contracts.macros import MacroTables, tables_from_data
 from dmalint.contracts.model import (
     ARG_ROLES, FAILURE_MODES, IDENTITIES, RESULT_RE, Acquire, Check, Contracts, CoreTables,
-    Buffer, Diagnostic, Doc, Mmap, Registry, Release, Sync,
+    Buffer, BufferMember, Diagnostic, Doc, Mmap, Registry, Release, Sync,
 )
 from dmalint.events import EVENT_FIELDS
 
@@ -93,7 +93,7 @@ def parse_contract_file(origin: str, text: str, into: dict) -> None:
     data = read_toml(origin, text)
     loc = _Locator(text)
     known = {"family", "constants", "acquire", "release", "check", "sync", "mmap", "buffer",
-             "cookie", "description"}
+             "cookie", "description", "to_device_pipes", "buffer_member"}
     for key in data:
         if key not in known:
             raise RuleFileError(origin, None, f"unknown top-level key '{key}'")
@@ -161,8 +161,26 @@ def parse_contract_file(origin: str, text: str, into: dict) -> None:
                 not all(isinstance(i, int) and not isinstance(i, bool) and i >= 0 for i in indices):
             raise RuleFileError(origin, line, f"buffer '{fn}' needs a non-negative integer 'arg' "
                                               f"(or a list 'args')")
-        _add_unique(into["buffers"], fn, Buffer(fn, indices[0], f"{origin}:{line}", tuple(indices[1:])),
-                    origin, line)
+        reads = entry.get("device_reads", [])
+        pipe = entry.get("pipe")
+        if not isinstance(reads, list) or not all(isinstance(i, int) and i in indices for i in reads):
+            raise RuleFileError(origin, line, f"buffer '{fn}': device_reads must list some of its args")
+        if pipe is not None and (not isinstance(pipe, int) or isinstance(pipe, bool) or pipe < 0):
+            raise RuleFileError(origin, line, f"buffer '{fn}': pipe must be an argument index")
+        _add_unique(into["buffers"], fn, Buffer(fn, indices[0], f"{origin}:{line}", tuple(indices[1:]),
+                                                tuple(reads), pipe), origin, line)
+    for entry in data.get("buffer_member", []):
+        member = _require_str(entry, "member", origin, None)
+        line = loc.line_of(member)
+        struct = _require_str(entry, "struct", origin, line)
+        into.setdefault("buffer_members", {})
+        _add_unique(into["buffer_members"], member,
+                    BufferMember(struct, member, bool(entry.get("device_reads", False)),
+                                 f"{origin}:{line}"), origin, line)
+    pipes = data.get("to_device_pipes", [])
+    if not isinstance(pipes, list) or not all(isinstance(p, str) for p in pipes):
+        raise RuleFileError(origin, loc.line_of("to_device_pipes"), "to_device_pipes must be a list of names")
+    into.setdefault("to_device_pipes", set()).update(pipes)
     for entry in data.get("check", []):
         fn = _require_str(entry, "function", origin, None)
         line = loc.line_of(fn)
@@ -221,7 +239,8 @@ def load_contracts() -> Contracts:
     if into["cookie"] is not None and into["cookie"] not in into["constants"]:
         raise RuleFileError("rules/", None, f"cookie attribute {into['cookie']} has no constant value")
     return Contracts(into["acquires"], into["releases"], into["checks"], into["syncs"],
-                     into["constants"], core, into["mmaps"], into["buffers"], into["cookie"])
+                     into["constants"], core, into["mmaps"], into["buffers"], into["cookie"],
+                     frozenset(into.get("to_device_pipes", ())), into.get("buffer_members", {}))
 
 
 def parse_registry(origin: str, text: str) -> Registry:

@@ -84,10 +84,23 @@ class Buffer:
     arg: int  # the data buffer
     origin: str = ""
     more: tuple[int, ...] = ()  # further DMA'd arguments (a USB control request's setup packet)
+    device_reads: tuple[int, ...] = ()  # arguments the device only reads (spi_write's data)
+    pipe: int | None = None  # a USB pipe argument: a to-device pipe makes every buffer read-only
 
     @property
     def args(self) -> tuple[int, ...]:
         return (self.arg,) + self.more
+
+
+@dataclass(frozen=True)
+class BufferMember:
+    """A member of a transfer descriptor whose buffer the core DMAs when the descriptor is
+    submitted (`struct spi_transfer`'s tx_buf and rx_buf)."""
+
+    struct: str
+    member: str
+    device_reads: bool = False  # the device only reads it (a transmit buffer)
+    origin: str = ""
 
 
 @dataclass(frozen=True)
@@ -148,6 +161,8 @@ class Contracts:
     mmaps: Mapping[str, Mmap] = field(default_factory=dict)
     buffers: Mapping[str, Buffer] = field(default_factory=dict)
     cookie_attribute: str | None = None  # the attribute that makes an allocation a cookie
+    to_device_pipes: frozenset[str] = frozenset()  # usb_sndbulkpipe(): the device only reads
+    buffer_members: Mapping[str, BufferMember] = field(default_factory=dict)  # by member name
 
     @property
     def cookie_bit(self) -> int:

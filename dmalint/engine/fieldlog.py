@@ -11,8 +11,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 
+from tree_sitter import Node
+
 from dmalint.engine.state import Step
 from dmalint.engine.values import TOP, Lin, Path, Value
+from dmalint.parse import text
 
 FieldKey = tuple  # (struct type, member, member, ...)
 
@@ -177,3 +180,35 @@ def member_read(value: Value | None) -> Path | None:
         if k == 1 and sym[0] == "init" and len(sym) > 2:
             return sym[1:]
     return None
+
+
+def embedded_target(arg: Node, types: dict[str, str]) -> tuple[str, tuple[str, ...]] | None:
+    """`&p->cmd`, `p->buf` (an array member), `&p->buf[0]`, through casts: the struct of `p`
+    (from the variable types) and the member chain inside it; None for anything else."""
+    n = arg
+    address = False
+    while True:
+        if n.type in ("parenthesized_expression",) and n.named_child_count:
+            n = n.named_children[0]
+        elif n.type == "cast_expression":
+            n = n.child_by_field_name("value")
+        elif n.type == "pointer_expression" and text(n.child_by_field_name("operator")) == "&":
+            n, address = n.child_by_field_name("argument"), True
+        elif n.type == "subscript_expression" and address:
+            index = n.child_by_field_name("index")
+            if index is None or text(index).strip() != "0":
+                return None
+            n = n.child_by_field_name("argument")
+        else:
+            break
+        if n is None:
+            return None
+    members = []
+    while n.type == "field_expression":
+        members.append(text(n.child_by_field_name("field")))
+        n = n.child_by_field_name("argument")
+        while n.type in ("parenthesized_expression",) and n.named_child_count:
+            n = n.named_children[0]
+    if n.type != "identifier" or not members or text(n) not in types:
+        return None
+    return types[text(n)], tuple(reversed(members))

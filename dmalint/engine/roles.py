@@ -10,10 +10,12 @@ from __future__ import annotations
 from tree_sitter import Node
 
 from dmalint.contracts.model import Acquire, Release, Sync
-from dmalint.engine.fieldlog import Allocation, Embedded, Side, canonical, field_key, long_key, member_read
+from dmalint.engine.fieldlog import (
+    Allocation, Embedded, Side, canonical, embedded_target, field_key, long_key, member_read,
+)
 from dmalint.engine.state import FAILED, LIVE, RELEASED, Region, State
 from dmalint.engine.values import TOP, Addr, Chk, Lin, Res, Value, path_text
-from dmalint.parse import text
+from dmalint.parse import text, unwrap_parens
 
 DMA_BIDIRECTIONAL = "DMA_BIDIRECTIONAL"
 _CHECK_PHRASE = {"zero": "a test of the returned count for 0",
@@ -611,12 +613,26 @@ class ContractRoles:
             targets.setdefault(idx, f"{name}() -> {via}")
         for idx, via in targets.items():
             if buf is not None and idx in buf.args and name not in self.c.acquires and idx < len(arg_nodes):
-                self.log_embedded(arg_nodes[idx], None, name, node, st)
+                self.log_embedded(arg_nodes[idx], self._transfer_direction(buf, idx, arg_nodes),
+                                  name, node, st)
             if idx < len(vals) and self.scope.on_stack(vals[idx]):
                 buffer = " ".join(text(arg_nodes[idx]).split())
                 target = Region(node.start_byte, name, node.start_point[0] + 1, buffer)
                 self.emit("stack-dma", arg_nodes[idx], st, target, call=via,
                           variable=path_text(vals[idx].path[:1]))
+
+    def _transfer_direction(self, buf, idx: int, arg_nodes: list[Node]) -> int | None:
+        """DMA_TO_DEVICE when the device only reads this argument (spi_write's data, a setup
+        packet, a buffer sent down a `usb_sndbulkpipe()`), else None: unknown."""
+        to_device = self.c.constants.get("DMA_TO_DEVICE")
+        if idx in buf.device_reads:
+            return to_device
+        if buf.pipe is not None and buf.pipe < len(arg_nodes):
+            pipe = unwrap_parens(arg_nodes[buf.pipe])
+            if pipe.type == "call_expression" and \
+                    text(pipe.child_by_field_name("function")) in self.c.to_device_pipes:
+                return to_device
+        return None
 
     def _managed_action(self, arg_nodes: list[Node], st: State) -> None:
         """devm_add_action(dev, release_helper, data): what the helper releases is now released
@@ -634,32 +650,11 @@ class ContractRoles:
     def log_embedded(self, arg: Node, direction: int | None, call: str, node: Node, st: State) -> None:
         """`&p->cmd`, `p->buf` (an array member), `&p->buf[0]`, through casts: the struct of
         `p` and the member chain, when `p`'s type is known."""
-        n = arg
-        address = False
-        while True:
-            if n.type in ("parenthesized_expression",) and n.named_child_count:
-                n = n.named_children[0]
-            elif n.type == "cast_expression":
-                n = n.child_by_field_name("value")
-            elif n.type == "pointer_expression" and text(n.child_by_field_name("operator")) == "&":
-                n, address = n.child_by_field_name("argument"), True
-            elif n.type == "subscript_expression" and address:
-                index = n.child_by_field_name("index")
-                if index is None or text(index).strip() != "0":
-                    return
-                n = n.child_by_field_name("argument")
-            else:
-                break
-        members = []
-        while n.type == "field_expression":
-            members.append(text(n.child_by_field_name("field")))
-            n = n.child_by_field_name("argument")
-            while n.type in ("parenthesized_expression",) and n.named_child_count:
-                n = n.named_children[0]
-        if n.type != "identifier" or not members or text(n) not in self.scope.types:
+        target = embedded_target(arg, self.scope.types)
+        if target is None:
             return
         self.field_log.embedded.append(Embedded(
-            self.scope.types[text(n)], tuple(reversed(members)), direction, call,
+            target[0], target[1], direction, call,
             " ".join(text(arg).split()), node.start_point[0] + 1, node.start_point[1] + 1,
             self.function, tuple(st.steps())))
 
