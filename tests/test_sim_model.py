@@ -90,3 +90,36 @@ def test_fixture_verdicts():
     assert s[(64, "DMA017")] == "confirmed"
     assert _verdicts("memory/stack.c")[(28, "DMA023")] == "confirmed"
     assert _verdicts("families/pool.c")[(89, "DMA014")] == "confirmed"
+
+
+def test_values_decide_what_they_can():
+    from dmalint.simulate.values import Handle, Lin, Stale, Unknown, equal, truth
+
+    n = Unknown("len")
+    assert equal(Lin(n, 8), n) is False and equal(Lin(n, 8), Lin(n, 8)) is True
+    assert equal(n, Unknown("other")) is None
+    h = Handle(0x1000)
+    assert truth(h) is None and equal(h, 0) is None and equal(h, Handle(0x2000)) is False
+    stale = Stale(5, "x'")
+    assert truth(stale) is None  # an unknown callee may have changed it
+
+
+def test_witness_segments_cross_functions():
+    from dmalint.engine.state import Step
+    from dmalint.findings import Finding
+    from dmalint.simulate.witness import segments
+
+    trace = (Step(10, "enter", "enter rx_refill()"),
+             Step(12, "acquire", "dma_map_single() acquires a DMA region"),
+             Step(13, "assume", "dma_map_single() at line 12 succeeded"),
+             Step(13, "branch", "'dma_mapping_error(p->dev, d)' is false"),
+             Step(12, "store", "the region is kept in struct slot.dma"),
+             Step(30, "enter", "enter rx_poll()"),
+             Step(33, "branch", "'i < n' is true"),
+             Step(35, "call", "put_slot() calls dma_unmap_single()"))
+    f = Finding("a.c", 35, 1, "DMA004", "x", "error", "high", "m", "rx_poll", trace)
+    first, second = segments(f)
+    assert first.function == "rx_refill" and first.outcomes == {12: [True]}
+    assert first.branches == [(13, "dma_mapping_error(p->dev,d)", False)]
+    assert first.stores == [(12, "dma")]
+    assert second.function == "rx_poll" and second.hint(35, "put_slot") == "dma_unmap_single"

@@ -60,6 +60,7 @@ class Interp:
         self.outcomes: dict[int, list[bool]] = {}  # acquire line -> the witness's results
         self.journal: list | None = None
         self.notes: list[str] = []
+        self.externals: dict[int, Obj] = {}  # driver state the replay has read or written
 
     # -- values ---------------------------------------------------------------------------
     def fresh(self, name: str, nonzero: bool = False) -> Unknown:
@@ -74,6 +75,8 @@ class Interp:
         obj = objof_value(v)
         if obj is None:
             raise GiveUp("unknown", f"dereference of {v!r} at line {self.line} ({where})")
+        if obj.external:
+            self.externals[id(obj)] = obj
         return obj
 
     def load_ref(self, r: Ref):
@@ -397,9 +400,11 @@ class Interp:
         return False, None
 
     def havoc(self, vals) -> None:
-        """An unknown callee may write what its pointer arguments reach: those values go Stale."""
+        """An unknown callee may write what its pointer arguments reach, and any driver state
+        (it may find the private struct through a pointer we do not see): those values go
+        Stale.  Locals whose address it does not get keep their values."""
         seen: set[int] = set()
-        stack = list(vals)
+        stack = list(vals) + list(self.externals.values())
         while stack and len(seen) < 200:
             v = stack.pop()
             if isinstance(v, Ref):
@@ -415,6 +420,8 @@ class Interp:
                 if isinstance(resolve(fv), (Ptr, Obj)) or isinstance(fv, Unknown) and fv._obj:
                     stack.append(fv)
                 if not isinstance(fv, (Obj, Stale)):
+                    if self.journal is not None:
+                        self.journal.append((obj.fields, k, fv))
                     obj.fields[k] = Stale(fv, f"{obj.name}.{k}'")
 
     def role(self, roles, vals, r, default=None):

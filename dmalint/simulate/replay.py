@@ -109,6 +109,12 @@ class Replayer(Interp):
                 if self.final or pending:
                     return self.stuck(Simulated(stop.verdict, stop.reason))
             if self.final:
+                if not self.visited_line:
+                    # Every decision on the way was the witness's or forced by the concrete
+                    # state (else the replay would have stopped): the line cannot be reached.
+                    return Simulated("refuted", f"path infeasible: the concrete replay of "
+                                     f"{seg.function}() returns at line {self.line} without "
+                                     f"reaching line {self.f.line}")
                 return self.judge(self, ("end", None)) or Simulated(
                     "unknown", f"the replay did not reach line {self.f.line}")
             self.keep_stores(seg)
@@ -312,6 +318,8 @@ class Replayer(Interp):
                         if None in e.get("cases", []))
         if succ is None:
             raise Undecided(f"switch at line {self.line} is not decided")
+        if self.depth == 0:
+            self.notes.append(f"the switch at line {self.line} takes the case for {v}")
         return succ
 
     # -- the driver's own functions ------------------------------------------------------------
@@ -332,7 +340,7 @@ class Replayer(Interp):
         hint = self.seg.hint(self.site, name) if self.seg is not None else None
         if hint is None and self.depth > 0 and self.stack and self.hint_api:
             hint = self.hint_api if self.program.reaches(name, self.hint_api) else None
-        saved = (self.frame, self.src, self.line, self.hint_api)
+        saved = (self.frame, self.src, self.line, self.hint_api, self.here, self.call_line)
         own_journal = self.journal is None
         if own_journal:
             self.journal = []
@@ -362,7 +370,7 @@ class Replayer(Interp):
         finally:
             self.depth -= 1
             self.stack.pop()
-            self.frame, self.src, self.line, self.hint_api = saved
+            self.frame, self.src, self.line, self.hint_api, self.here, self.call_line = saved
             if own_journal:
                 self.journal = None
 
