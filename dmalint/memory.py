@@ -69,7 +69,8 @@ def memory_rules(records: list[FunctionRecord], sources: dict[str, SourceFile], 
     out: list[tuple[str, Event]] = []
     for rec, emb in candidates:
         stats.embedded += 1
-        event = _shared_lines(engine, rec, emb, writes, target, to_device, stats, dma_members)
+        event = _shared_lines(engine, rec, emb, writes, target, to_device, stats, dma_members,
+                              sources)
         if event is not None:
             out.append((rec.path, event))
     out.extend(_small_allocations(engine, allocations, sources, target, stats))
@@ -77,7 +78,7 @@ def memory_rules(records: list[FunctionRecord], sources: dict[str, SourceFile], 
 
 
 def _shared_lines(engine: LayoutEngine, rec, emb, writes, target: Target, to_device, stats,
-                  dma_members: set):
+                  dma_members: set, sources: dict[str, SourceFile]):
     if emb.direction is not None and emb.direction == to_device:
         return None  # the device only reads: CPU writes to neighbours cannot lose its data
     layout = engine.struct(emb.struct)
@@ -91,6 +92,9 @@ def _shared_lines(engine: LayoutEngine, rec, emb, writes, target: Target, to_dev
         return None
     if "&" not in emb.text and not member.type_text.endswith("]"):
         return None  # a pointer member: the buffer is allocated on its own
+    if emb.size_text and member.size is not None and \
+            not _maps_the_member(engine, sources.get(rec.path), emb, member.size):
+        return None  # `dma_map_single(&cmd->hdr, sizeof(*cmd))`: more than the member is mapped
     shared = granule_overlap(layout, ".".join(emb.members), target.dma_minalign)
     # A neighbour inside a member the driver DMAs too (`setup.request` of a DMA'd `setup`).
     shared = [s for s in shared or ()
@@ -123,6 +127,23 @@ def _shared_lines(engine: LayoutEngine, rec, emb, writes, target: Target, to_dev
     return Event("shared-cacheline", emb.line, emb.column, emb.in_function, data, trace,
                  related=((member.line or emb.line, f"'{data['member']}' is declared here"),),
                  anchor=f"{emb.struct}.{data['member']}")
+
+
+def _maps_the_member(engine: LayoutEngine, src: SourceFile | None, emb, member_size: int) -> bool:
+    """Whether a map call's size covers just the member: it evaluates to the member's size, or
+    it is a runtime length; a `sizeof` of something else (`sizeof(*cmd)` for `&cmd->hdr`)
+    means the buffer is wider than the member, and the member's neighbours are mapped too."""
+    size = None
+    if src is not None:
+        try:
+            size = engine.evaluator(src).eval_text(emb.size_text)
+        except (RecursionError, ValueError):
+            size = None
+    if size is not None:
+        return size == member_size
+    spelled = "".join(emb.size_text.split())
+    target = "".join(emb.text.split()).lstrip("&")
+    return "sizeof" not in spelled or spelled in (f"sizeof({target})", f"sizeof{target}")
 
 
 def _prefixes(member: str) -> list[str]:

@@ -69,6 +69,7 @@ class Embedded:
     column: int
     in_function: str
     trace: tuple[Step, ...]
+    size_text: str = ""  # the mapped size, when the call says it (dma_map_single)
 
 
 @dataclass(frozen=True)

@@ -198,7 +198,8 @@ class ContractRoles:
         if "cpu" in acq.args and acq.identity == "handle" and acq.returns == "handle" \
                 and acq.args["cpu"] < len(arg_nodes):
             d = direction.const if isinstance(direction, Lin) and direction.is_const else None
-            self.log_embedded(arg_nodes[acq.args["cpu"]], d, acq.function, node, st)
+            self.log_embedded(arg_nodes[acq.args["cpu"]], d, acq.function, node, st,
+                              size_text if "size" in acq.args else "")
         if acq.failure == "null" and acq.returns == "cpu" and acq.identity == "handle" \
                 and not acq.managed and "pool" not in acq.args and size is not None:
             self.field_log.allocations.append(Allocation(
@@ -647,7 +648,8 @@ class ContractRoles:
                 st.regions[reg.rid] = reg.but(escaped=True, handed=True)
 
     # -- buffers embedded in structs, for the cache-line rule ------------------------------------
-    def log_embedded(self, arg: Node, direction: int | None, call: str, node: Node, st: State) -> None:
+    def log_embedded(self, arg: Node, direction: int | None, call: str, node: Node, st: State,
+                     size_text: str = "") -> None:
         """`&p->cmd`, `p->buf` (an array member), `&p->buf[0]`, through casts: the struct of
         `p` and the member chain, when `p`'s type is known."""
         target = embedded_target(arg, self.scope.types)
@@ -656,7 +658,7 @@ class ContractRoles:
         self.field_log.embedded.append(Embedded(
             target[0], target[1], direction, call,
             " ".join(text(arg).split()), node.start_point[0] + 1, node.start_point[1] + 1,
-            self.function, tuple(st.steps())))
+            self.function, tuple(st.steps()), size_text))
 
 
 def _in_loop(node: Node) -> bool:
