@@ -384,7 +384,10 @@ class Explorer:
                 continue
             unchecked = not reg.checked and not reg.wrong_test
             event = "unchecked-alloc-use" if acq.failure == "null" else "unchecked-use"
-            if reg.escaped and unchecked and reg.store_line:
+            # An allocation stored unchecked matters when the caller is told all went well;
+            # a failure return (`if (!a || !b) return -ENOMEM;` before b's test) is no use.
+            if reg.escaped and unchecked and reg.store_line and \
+                    not (failure and acq.failure == "null"):
                 self._emit(event, None, st, reg, line=reg.store_line, col=reg.store_col,
                            check=self.ev.check_phrase(acq), how=reg.store_how)
             elif unchecked and acq.failure in ("zero", "negative") and not reg.escaped \

@@ -450,7 +450,10 @@ class ContractRoles:
                 reg = st.regions.get(v.rid)
                 if reg is None:
                     continue
-                self.use(reg, arg, f"passed to {name}()", st)
+                # A NULL allocation passed to a logging macro or to IS_ERR_OR_NULL() is no
+                # fault: for those only dereferences and copies (memset, memcpy) count.
+                if self.contract_of(reg).failure != "null" or name in self.core.cpu_copies:
+                    self.use(reg, arg, f"passed to {name}()", st)
                 self.cookie_misuse(v, arg, st, f"passed to {name}()")
                 if not borrowed:
                     st.regions[v.rid] = st.regions[v.rid].but(escaped=True, handed=True)
@@ -576,6 +579,10 @@ class ContractRoles:
             v = self.read(path, st)
         if isinstance(v, Res):
             self.cookie_misuse(v, at, st, "dereferenced")
+            reg = st.regions.get(v.rid)
+            if reg is not None and v.part == "cpu" and self.contract_of(reg).failure == "null":
+                shown = " ".join(text(at).split())
+                self.use(reg, at, f"dereferenced as '{shown}'", st)  # NULL faults here
             return
         source = member_read(v)
         key = field_key(source, self.scope.types, self.scope.members) if source else None
