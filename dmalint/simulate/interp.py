@@ -40,6 +40,26 @@ def _key(v):
     return v if isinstance(v, (int, str)) else id(resolve(v))
 
 
+def _index(idx, off):
+    """An array element's key: an int, or (id of the unknown index, constant offset), so that
+    `ring[i]`, `ring[i + 1]` and a pointer stepped with ++ and -- meet again."""
+    off = off if isinstance(off, int) else 0
+    if isinstance(idx, int):
+        return idx + off
+    if isinstance(idx, Lin):
+        return (id(idx.base), idx.const + off)
+    return (id(resolve(idx)), off)
+
+
+def step_ref(r: "Ref", k: int):
+    """&a[i] + k."""
+    if isinstance(r.key, tuple) and r.key[0] == "[]":
+        i = r.key[1]
+        i = i + k if isinstance(i, int) else (i[0], i[1] + k)
+        return Ref(r.where, ("[]", i), r.stack)
+    return None
+
+
 class Interp:
     """Evaluates expressions of one function frame at a time; the heap outlives frames."""
 
@@ -61,10 +81,24 @@ class Interp:
         self.journal: list | None = None
         self.notes: list[str] = []
         self.externals: dict[int, Obj] = {}  # driver state the replay has read or written
+        self.facts: dict[int, tuple[object, bool]] = {}  # id(value) -> (value, truth)
 
     # -- values ---------------------------------------------------------------------------
     def fresh(self, name: str, nonzero: bool = False) -> Unknown:
         return Unknown(name, nonzero)
+
+    def truth(self, v) -> bool | None:
+        """C truth, or what an earlier branch on this very value established."""
+        t = truth(v)
+        if t is None and id(v) in self.facts:
+            return self.facts[id(v)][1]
+        return t
+
+    def assume(self, v, value: bool) -> None:
+        """The witness decided a branch on an unknown value: the same value stays so (the
+        replay keeps the object, so its id is not reused)."""
+        if isinstance(v, (Unknown, Lin)):
+            self.facts[id(v)] = (v, value)
 
     def objof(self, v, where: str) -> Obj:
         rv = resolve(v)
@@ -143,7 +177,7 @@ class Interp:
             obj = self.objof(base, text(n))
             rb = resolve(base)
             off = rb.off if isinstance(rb, Ptr) else 0
-            return Ref(obj, ("[]", idx + off if isinstance(idx, int) else _key(idx)))
+            return Ref(obj, ("[]", _index(idx, off)))
         if t == "pointer_expression" and text(n.child_by_field_name("operator")) == "*":
             base = self.eval(n.child_by_field_name("argument"))
             if isinstance(base, Ref):
@@ -209,15 +243,16 @@ class Interp:
         if t == "update_expression":
             arg = n.child_by_field_name("argument")
             old = self.eval(arg)
-            new = add(old, 1 if "++" in text(n.child_by_field_name("operator")) else -1,
-                      lambda: self.fresh(text(arg)))
+            k = 1 if "++" in text(n.child_by_field_name("operator")) else -1
+            new = (step_ref(old, k) if isinstance(old, Ref) else None) or \
+                add(old, k, lambda: self.fresh(text(arg)))
             self.assign(arg, new)
             return new if text(n).lstrip().startswith(("++", "--")) else old
         if t == "unary_expression":
             op = text(n.child_by_field_name("operator"))
             v = self.eval(n.child_by_field_name("argument"))
             if op == "!":
-                b = truth(v)
+                b = self.truth(v)
                 return self.fresh(text(n)) if b is None else int(not b)
             if isinstance(v, int):
                 return {"-": -v, "~": ~v, "+": v}.get(op, v)
@@ -225,7 +260,7 @@ class Interp:
         if t == "binary_expression":
             return self.binary(n)
         if t == "conditional_expression":
-            b = truth(self.eval(n.child_by_field_name("condition")))
+            b = self.truth(self.eval(n.child_by_field_name("condition")))
             if b is None:
                 return self.fresh(text(n))
             branch = n.child_by_field_name("consequence" if b else "alternative")
@@ -252,7 +287,7 @@ class Interp:
             base = resolve(self.eval(arg.child_by_field_name("argument")))
             idx = self.eval(arg.child_by_field_name("index"))
             if isinstance(base, Ptr) and isinstance(idx, int):
-                return Ptr(base.obj, base.off + idx)
+                return Ptr(base.obj, base.off + idx if base.off is not None else None)
         try:
             ref = self.lvalue(arg)
         except GiveUp:
@@ -267,13 +302,13 @@ class Interp:
         op = text(n.child_by_field_name("operator"))
         left = self.eval(n.child_by_field_name("left"))
         if op in ("&&", "||"):
-            b = truth(left)
+            b = self.truth(left)
             if b is None:
                 self.eval(n.child_by_field_name("right"))
                 return self.fresh(text(n))
             if (op == "&&" and not b) or (op == "||" and b):
                 return int(b)
-            r = truth(self.eval(n.child_by_field_name("right")))
+            r = self.truth(self.eval(n.child_by_field_name("right")))
             return self.fresh(text(n)) if r is None else int(r)
         return self.binop(op, left, self.eval(n.child_by_field_name("right")))
 
@@ -337,6 +372,14 @@ class Interp:
             v = add(b, a, lambda: None)
             if v is not None:
                 return v
+        if op in ("+", "-") and isinstance(a, Ref) and isinstance(b, int):
+            r = step_ref(a, b if op == "+" else -b)
+            if r is not None:
+                return r
+        if op in ("+", "-") and isinstance(resolve(a), Ptr):
+            return Ptr(resolve(a).obj, None)  # p + n: still inside p's object
+        if op == "+" and isinstance(resolve(b), Ptr):
+            return Ptr(resolve(b).obj, None)
         if op in ("<", ">", "<=", ">=") and isinstance(a, Lin) and isinstance(b, Lin) \
                 and a.base is b.base:
             return self.binop(op, a.const, b.const)
@@ -419,10 +462,16 @@ class Interp:
             for k, fv in list(obj.fields.items()):
                 if isinstance(resolve(fv), (Ptr, Obj)) or isinstance(fv, Unknown) and fv._obj:
                     stack.append(fv)
-                if not isinstance(fv, (Obj, Stale)):
+                if not isinstance(fv, (Obj, Stale)) and not self.produced(fv):
                     if self.journal is not None:
                         self.journal.append((obj.fields, k, fv))
                     obj.fields[k] = Stale(fv, f"{obj.name}.{k}'")
+
+    @staticmethod
+    def produced(v) -> bool:
+        """A handle or buffer the DMA API returned: an unknown callee does not replace the
+        driver's DMA regions behind its back (their release is what we judge)."""
+        return isinstance(v, Handle) or isinstance(v, Ptr) and v.obj.api
 
     def role(self, roles, vals, r, default=None):
         i = roles.get(r)
@@ -462,7 +511,7 @@ class Interp:
                 return mapped
             return 0 if ok else -ENOMEM
         # failure == "null": an allocation returning a CPU pointer
-        buf = Ptr(Obj(f"{a.function}@{self.line}")) if ok else 0
+        buf = Ptr(Obj(f"{a.function}@{self.line}", api=True)) if ok else 0
         out = a.out_arg
         if out is not None and out < len(vals) and isinstance(vals[out], Ref):
             self.store_ref(vals[out], addr if ok else self.fresh("undefined handle"))

@@ -57,6 +57,24 @@ class Program:
                                          if len(comp) > 1 for n in comp)
         return self._loops[key]
 
+    def calls_from(self, name: str, depth: int = 4) -> frozenset[str]:
+        """Every name `name` calls, directly or through the driver's functions."""
+        key = ("calls", name)
+        if key in self._reaches:
+            return self._reaches[key]
+        self._reaches[key] = frozenset()  # recursion guard
+        found = self.find(name)
+        out: set[str] = set()
+        if found is not None:
+            direct = {m.decode() for m in _CALLS.findall(found[1].body.text or b"")}
+            out |= direct
+            if depth > 0:
+                for c in direct:
+                    if c != name and c in self._index():
+                        out |= self.calls_from(c, depth - 1)
+        self._reaches[key] = frozenset(out)
+        return self._reaches[key]
+
     def reaches(self, name: str, api: str, depth: int = 4) -> bool:
         """Whether calling `name` may lead to a call of `api` (through the driver's functions)."""
         if name == api:

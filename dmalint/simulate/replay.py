@@ -261,7 +261,8 @@ class Replayer(Interp):
         label = norm(text(ast))
         head = pending[0] if self.depth == 0 and pending else None
         matches = head is not None and head[0] == self.line and head[1] == label
-        concrete = None if attrs.get("iterator") is not None else truth(self.eval(ast))
+        value = None if attrs.get("iterator") is not None else self.eval(ast)
+        concrete = None if value is None else self.truth(value)
         recorded = None
         if matches and concrete is not None and head[2] != concrete \
                 and node in self.program.loop_nodes(cfg):
@@ -283,6 +284,8 @@ class Replayer(Interp):
             raise Undecided(f"branch '{text(ast)[:50]}' at line {self.line}"
                             + (" (in a helper)" if self.depth else "")
                             + " is not decided by the witness or the concrete state")
+        if concrete is None and value is not None:
+            self.assume(value, choice)
         self.snapshot(f"'{text(ast)[:50]}' is {'true' if choice else 'false'}")
         return edges[choice]
 

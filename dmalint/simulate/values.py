@@ -18,9 +18,11 @@ class Obj:
 
     _ids = itertools.count(1)
 
-    def __init__(self, name: str, stack: bool = False, external: bool = False) -> None:
+    def __init__(self, name: str, stack: bool = False, external: bool = False,
+                 api: bool = False) -> None:
         self.name = name
         self.stack = stack
+        self.api = api  # returned by a DMA API allocation
         self.external = external  # reached from a parameter or a global: driver state
         self.fields: dict = {}
         self.id = next(Obj._ids)
@@ -101,13 +103,13 @@ class Lin:
 @dataclass(frozen=True)
 class Ptr:
     obj: Obj
-    off: int = 0
+    off: int | None = 0  # None: somewhere inside obj (an offset the replay does not know)
 
     def decide_eq(self, other) -> bool | None:
         """Two objects the replay made itself (allocations, locals) never share an address."""
         if isinstance(other, Ptr):
             if other.obj is self.obj:
-                return other.off == self.off
+                return None if None in (self.off, other.off) else other.off == self.off
             if not self.obj.external and not other.obj.external:
                 return False
         if isinstance(other, int):
@@ -185,7 +187,9 @@ def equal(a, b) -> bool | None:
         if isinstance(x, (Ptr, Ref, Obj)) and isinstance(y, int):
             return False if y == 0 else None
     if isinstance(a, Ptr) and isinstance(b, Ptr):
-        return a.off == b.off if a.obj is b.obj else None
+        if a.obj is not b.obj or None in (a.off, b.off):
+            return None
+        return a.off == b.off
     if isinstance(a, int) and isinstance(b, int):
         if (isinstance(a, Handle) and b == 0) or (isinstance(b, Handle) and a == 0):
             return None
@@ -201,7 +205,7 @@ def add(a, k: int, fresh):
     if isinstance(a, int):
         return a + k
     if isinstance(a, Ptr):
-        return Ptr(a.obj, a.off + k)
+        return Ptr(a.obj, None if a.off is None else a.off + k)
     if isinstance(a, Lin):
         return a.base if a.const + k == 0 else Lin(a.base, a.const + k)
     if isinstance(a, Unknown) and not isinstance(a, Stale):

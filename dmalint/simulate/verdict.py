@@ -195,6 +195,14 @@ def _leak_judge(f: Finding, acq, rp, kind: str) -> Simulated | None:
         return None
     m = rp.model
     live = [e for e in m.entries.values() if _ours(e, acq)]
+    kept = _kept_in(rp, live[0]) if live else None
+    # Kept in driver state by a function that never releases anything itself: its caller's
+    # cleanup may (a probe's unwind owns its regions only when it releases on some path).
+    owns = set(rp.program.calls_from(f.function)) & set(rp.c.releases)
+    if kept is not None and not owns and not any(s.kind == "note" for s in f.trace):
+        return Simulated("unknown", f"still live at the failure return, but kept in driver state "
+                         f"('{kept}'): a caller's cleanup may release it, which the replay of "
+                         "this function cannot see")
     if live:
         m.line = m.site = f.line
         before = len(m.reports)
@@ -209,6 +217,21 @@ def _leak_judge(f: Finding, acq, rp, kind: str) -> Simulated | None:
     if any(p.blocks for p in m.pools.values()):
         return Simulated("unknown", "a pool block is live; pool leaks have no dma-debug message")
     return Simulated("unknown", f"the replay has no region from line {acq} at the return")
+
+
+def _kept_in(rp, entry) -> str | None:
+    """The member of driver state (an object reached through a parameter or a global) that
+    holds the entry's handle or CPU buffer at the return, if any."""
+    from dmalint.simulate.values import Ptr, resolve
+
+    cpu = entry.cpu.obj if isinstance(entry.cpu, Ptr) else None
+    for obj in rp.externals.values():
+        for key, v in obj.fields.items():
+            v = resolve(v)
+            if (isinstance(v, int) and v == entry.addr and entry.type != "sg") or (
+                    cpu is not None and isinstance(v, Ptr) and v.obj is cpu):
+                return key if isinstance(key, str) else f"{obj.name}[]"
+    return None
 
 
 def make_judge(f: Finding):
