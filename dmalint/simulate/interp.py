@@ -82,6 +82,7 @@ class Interp:
         self.notes: list[str] = []
         self.externals: dict[int, Obj] = {}  # driver state the replay has read or written
         self.facts: dict[int, tuple[object, bool]] = {}  # id(value) -> (value, truth)
+        self.keep: list = []  # values whose ids are used as keys: never freed during a replay
 
     # -- values ---------------------------------------------------------------------------
     def fresh(self, name: str, nonzero: bool = False) -> Unknown:
@@ -177,6 +178,7 @@ class Interp:
             obj = self.objof(base, text(n))
             rb = resolve(base)
             off = rb.off if isinstance(rb, Ptr) else 0
+            self.keep.append(idx)  # its id is part of the element's key
             return Ref(obj, ("[]", _index(idx, off)))
         if t == "pointer_expression" and text(n.child_by_field_name("operator")) == "*":
             base = self.eval(n.child_by_field_name("argument"))
@@ -345,7 +347,7 @@ class Interp:
         if op in ("==", "!=") and (isinstance(a, Handle) or isinstance(b, Handle)):
             eq = equal(a, b)
             if eq is None:
-                return self.fresh(f"{a!r}{op}{b!r}")
+                return self._same_unknown(op, a, b)
             return int(eq) if op == "==" else int(not eq)
         if isinstance(a, int) and isinstance(b, int):
             try:
@@ -362,7 +364,7 @@ class Interp:
         if op in ("==", "!="):
             eq = equal(a, b)
             if eq is None:
-                return self.fresh(f"{a!r}{op}{b!r}")
+                return self._same_unknown(op, a, b)
             return int(eq) if op == "==" else int(not eq)
         if op in ("+", "-") and isinstance(b, int):
             v = add(a, b if op == "+" else -b, lambda: None)
@@ -383,10 +385,15 @@ class Interp:
         if op in ("<", ">", "<=", ">=") and isinstance(a, Lin) and isinstance(b, Lin) \
                 and a.base is b.base:
             return self.binop(op, a.const, b.const)
+        return self._same_unknown(op, a, b)
+
+    def _same_unknown(self, op: str, a, b) -> Unknown:
+        """The same operation on the same values gives the same unknown (so a branch decided on
+        it once stays decided)."""
         key = (op, _key(a), _key(b))
         if key not in self.memo:
-            self.memo[key] = self.fresh(f"({a!r}{op}{b!r})")
-        return self.memo[key]
+            self.memo[key] = (self.fresh(f"({a!r}{op}{b!r})"), a, b)  # keep a, b: ids stay theirs
+        return self.memo[key][0]
 
     # -- calls ---------------------------------------------------------------------------
     def call(self, n: Node):
@@ -430,7 +437,7 @@ class Interp:
             if name.isupper() or self._macro(name):
                 # A function-like macro of constants is pure: same arguments, same value.
                 key = ("macro", name, tuple(_key(v) for v in vals))
-                return self.memo.setdefault(key, self.fresh(f"{name}()"))
+                return self.memo.setdefault(key, (self.fresh(f"{name}()"), vals))[0]
         self.havoc(vals)
         return self.fresh(f"{name or text(fn)[:20]}()")
 
