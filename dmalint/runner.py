@@ -157,6 +157,9 @@ def _analyse_unit(items: list[tuple[str, str]], cache: Cache | None,
     rest = [(p, d) for p, d in items if (p, d) not in first]
     sources, disk = _read_all(first, out, settings)
 
+    joined = []  # files read because they call the driver's DMA functions: the simulator
+    #              replays findings in them too
+
     def more_sources(names: frozenset[str]):
         if not names or not rest:
             return []
@@ -164,6 +167,7 @@ def _analyse_unit(items: list[tuple[str, str]], cache: Cache | None,
         chosen = [(p, d) for p, d in rest if wanted.search(raws[d])]
         extra, extra_disk = _read_all(chosen, out, settings)
         disk.update(extra_disk)
+        joined.extend(extra)
         return extra
 
     whole = True
@@ -175,7 +179,7 @@ def _analyse_unit(items: list[tuple[str, str]], cache: Cache | None,
                                    settings.target, more_sources=more_sources,
                                    tables=settings.tables, include_dirs=settings.include_dirs)
             out.update((r.path, r) for r in results)
-            _simulate(results, sources)
+            _simulate(results, sources + joined)
         except (Exception, RecursionError):
             # Something in one file broke the driver-level analysis: every file on its own
             # instead, so one file cannot cost its neighbours their findings.  Those results
