@@ -65,6 +65,7 @@ class Replayer(Interp):
         self.node = None
         self.cfg = None
         self.abandoned = 0  # helper calls undone and treated as unknown calls
+        self.diverged = ""  # why the replay left the witness (its first infeasible branch)
 
     # -- the model sees the line of the replayed function that led to each operation ---------
     def _model(self):
@@ -259,6 +260,13 @@ class Replayer(Interp):
                 self.eval(ast)
             return edges[None]
         label = norm(text(ast))
+        if self.diverged and self.depth == 0:
+            # Off the witness since a branch it could not take: pick its records up again at
+            # the next one that names this condition.
+            j = next((i for i, (ln, lb, _) in enumerate(pending) if ln == self.line
+                      and lb == label), None)
+            if j:
+                del pending[:j]
         head = pending[0] if self.depth == 0 and pending else None
         matches = head is not None and head[0] == self.line and head[1] == label
         value = None if attrs.get("iterator") is not None else self.eval(ast)
@@ -272,9 +280,15 @@ class Replayer(Interp):
         elif matches:
             recorded = pending.pop(0)[2]
         if recorded is not None and concrete is not None and recorded != concrete:
-            raise GiveUp("refuted", f"path infeasible: '{text(ast)[:60]}' at line {self.line} is "
-                         f"{'true' if concrete else 'false'} in the concrete state, the witness "
-                         f"needs it {'true' if recorded else 'false'}")
+            why = (f"path infeasible: '{text(ast)[:60]}' at line {self.line} is "
+                   f"{'true' if concrete else 'false'} in the concrete state, the witness needs "
+                   f"it {'true' if recorded else 'false'}")
+            if not (self.final and self.depth == 0) or self.diverged:
+                raise GiveUp("refuted", self.diverged or why)
+            # The witness is infeasible here; the bug may still be on the path the concrete
+            # state takes.  Follow it: the verdict says which.
+            self.diverged = why
+            recorded = concrete
         choice = recorded if recorded is not None else concrete
         if choice is None and hint is not None and not hint_done:
             choice = self.toward(g, edges, hint)
@@ -284,8 +298,8 @@ class Replayer(Interp):
             raise Undecided(f"branch '{text(ast)[:50]}' at line {self.line}"
                             + (" (in a helper)" if self.depth else "")
                             + " is not decided by the witness or the concrete state")
-        if concrete is None and value is not None:
-            self.assume(value, choice)
+        if concrete is None and value is not None and node not in self.program.loop_nodes(cfg):
+            self.assume(value, choice)  # (a loop's recorded decisions are abstract: not facts)
         self.snapshot(f"'{text(ast)[:50]}' is {'true' if choice else 'false'}")
         return edges[choice]
 
@@ -397,6 +411,13 @@ def replay(finding: Finding, program: Program, judge, record: bool = False) -> S
         out = d.sim
     except RecursionError:
         out = Simulated("unknown", "expression nested too deeply for the replayer")
+    if rp.diverged and out.verdict == "confirmed":
+        out.reason += f" (on the path the concrete state takes: the witness's {rp.diverged[17:]})"
+    elif rp.diverged and out.verdict != "static-only" and not out.reason.startswith("path inf"):
+        out = Simulated("refuted", f"{rp.diverged}; the path the concrete state takes instead: "
+                        f"{out.reason}", out.dmesg)
+    elif rp.diverged and out.reason.startswith("path infeasible: the concrete replay"):
+        out.reason = f"{rp.diverged}; {out.reason[len('path infeasible: '):]}"
     if rp.notes and out.verdict != "static-only":
         out.reason += " (" + "; ".join(dict.fromkeys(rp.notes[:3])) + ")"
     out.steps = rp.steps
