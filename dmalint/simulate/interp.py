@@ -105,6 +105,11 @@ class Interp:
         rv = resolve(v)
         if isinstance(rv, Ptr):
             self._model().touch(rv.obj)
+            if rv.off != 0:
+                # &ring[3] -> the element at 3 (the same one ring[3] names); an unknown offset
+                # is one shared "somewhere inside" element
+                key = ("[]", rv.off if rv.off is not None else "?")
+                return self.objof(self.load_ref(Ref(rv.obj, key)), where)
         if isinstance(rv, Ref):
             return self.objof(self.load_ref(rv), where)
         obj = objof_value(v)
@@ -114,6 +119,14 @@ class Interp:
             self.externals[id(obj)] = obj
         return obj
 
+    def array_of(self, v, where: str) -> Obj:
+        """The object a pointer indexes into (p[i], *p): for &ring[3], the ring."""
+        rv = resolve(v)
+        if isinstance(rv, Ptr):
+            self._model().touch(rv.obj)
+            return rv.obj
+        return self.objof(v, where)
+
     def load_ref(self, r: Ref):
         store = r.where if isinstance(r.where, dict) else r.where.fields
         if r.key in store:
@@ -122,6 +135,12 @@ class Interp:
             v = self._member(r.where, r.key)
             if v is not MISSING:
                 return v
+        if isinstance(r.where, Obj) and r.where.zeroed:
+            # dma_alloc_coherent() memory is zeroed (since 5.0): an unwritten member reads 0,
+            # an unwritten element is a zeroed struct
+            v = store[r.key] = Obj(f"{r.where.name}[{r.key[1]}]", zeroed=True) \
+                if isinstance(r.key, tuple) else 0
+            return v
         v = store[r.key] = self.fresh(str(r.key))
         if isinstance(r.where, Obj) and r.where.external and isinstance(r.key, str):
             self.members.setdefault(r.key, (self.segment, v))
@@ -175,7 +194,7 @@ class Interp:
         if t == "subscript_expression":
             base = self.eval(n.child_by_field_name("argument"))
             idx = self.eval(n.child_by_field_name("index"))
-            obj = self.objof(base, text(n))
+            obj = self.array_of(base, text(n))
             rb = resolve(base)
             off = rb.off if isinstance(rb, Ptr) else 0
             self.keep.append(idx)  # its id is part of the element's key
@@ -184,7 +203,7 @@ class Interp:
             base = self.eval(n.child_by_field_name("argument"))
             if isinstance(base, Ref):
                 return base
-            obj = self.objof(base, text(n))
+            obj = self.array_of(base, text(n))
             rb = resolve(base)
             return Ref(obj, ("[]", rb.off if isinstance(rb, Ptr) else 0))
         if t == "cast_expression":
@@ -450,12 +469,16 @@ class Interp:
         return False, None
 
     def havoc(self, vals) -> None:
-        """An unknown callee may write what its pointer arguments reach, and any driver state
-        (it may find the private struct through a pointer we do not see): those values go
-        Stale.  Locals whose address it does not get keep their values."""
+        """An unknown callee may write what its pointer arguments reach: those values go Stale.
+        It may also reach driver state through a pointer we do not see (netdev_priv), so what
+        the replay only read from driver state goes Stale too; what the replay itself wrote
+        there, and locals whose address it does not get, keep their values."""
         seen: set[int] = set()
-        stack = list(vals) + list(self.externals.values())
-        while stack and len(seen) < 200:
+        self._stale_all(list(vals), seen, written_too=True)
+        self._stale_all(list(self.externals.values()), seen, written_too=False)
+
+    def _stale_all(self, stack: list, seen: set[int], written_too: bool) -> None:
+        while stack and len(seen) < 300:
             v = stack.pop()
             if isinstance(v, Ref):
                 old = self.load_ref(v)
@@ -466,13 +489,16 @@ class Interp:
             if obj is None or id(obj) in seen:
                 continue
             seen.add(id(obj))
+            written = getattr(obj, "written", {})
             for k, fv in list(obj.fields.items()):
                 if isinstance(resolve(fv), (Ptr, Obj)) or isinstance(fv, Unknown) and fv._obj:
                     stack.append(fv)
-                if not isinstance(fv, (Obj, Stale)) and not self.produced(fv):
-                    if self.journal is not None:
-                        self.journal.append((obj.fields, k, fv))
-                    obj.fields[k] = Stale(fv, f"{obj.name}.{k}'")
+                if isinstance(fv, (Obj, Stale)) or self.produced(fv) or \
+                        (not written_too and k in written):
+                    continue
+                if self.journal is not None:
+                    self.journal.append((obj.fields, k, fv))
+                obj.fields[k] = Stale(fv, f"{obj.name}.{k}'")
 
     @staticmethod
     def produced(v) -> bool:
@@ -518,7 +544,8 @@ class Interp:
                 return mapped
             return 0 if ok else -ENOMEM
         # failure == "null": an allocation returning a CPU pointer
-        buf = Ptr(Obj(f"{a.function}@{self.line}", api=True)) if ok else 0
+        buf = Ptr(Obj(f"{a.function}@{self.line}", api=True,
+                      zeroed=a.debug_type == "coherent")) if ok else 0
         out = a.out_arg
         if out is not None and out < len(vals) and isinstance(vals[out], Ref):
             self.store_ref(vals[out], addr if ok else self.fresh("undefined handle"))

@@ -66,6 +66,8 @@ class Replayer(Interp):
         self.cfg = None
         self.abandoned = 0  # helper calls undone and treated as unknown calls
         self.diverged = ""  # why the replay left the witness (its first infeasible branch)
+        self.history: dict[tuple[int, str], bool] = {}  # the witness's last decision per branch
+        self.extra_rounds = False  # running loop rounds the witness did not record
 
     # -- the model sees the line of the replayed function that led to each operation ---------
     def _model(self):
@@ -277,8 +279,12 @@ class Replayer(Interp):
             # The static engine widens loops: its witness leaves a loop after an abstract number
             # of rounds.  Run the rounds concretely; the recorded exit waits for its round.
             self.notes.append(f"ran the loop at line {self.line} concretely")
+            self.extra_rounds = True
         elif matches:
             recorded = pending.pop(0)[2]
+            self.history[(self.line, label)] = recorded
+            if node in self.program.loop_nodes(cfg):
+                self.extra_rounds = False
         if recorded is not None and concrete is not None and recorded != concrete:
             why = (f"path infeasible: '{text(ast)[:60]}' at line {self.line} is "
                    f"{'true' if concrete else 'false'} in the concrete state, the witness needs "
@@ -290,6 +296,10 @@ class Replayer(Interp):
             self.diverged = why
             recorded = concrete
         choice = recorded if recorded is not None else concrete
+        if choice is None and self.depth == 0 and self.extra_rounds \
+                and (self.line, label) in self.history:
+            # A round the witness folded into the one it recorded: decide as it did there.
+            choice = self.history[(self.line, label)]
         if choice is None and hint is not None and not hint_done:
             choice = self.toward(g, edges, hint)
         if choice is None:
@@ -298,8 +308,10 @@ class Replayer(Interp):
             raise Undecided(f"branch '{text(ast)[:50]}' at line {self.line}"
                             + (" (in a helper)" if self.depth else "")
                             + " is not decided by the witness or the concrete state")
-        if concrete is None and value is not None and node not in self.program.loop_nodes(cfg):
-            self.assume(value, choice)  # (a loop's recorded decisions are abstract: not facts)
+        if concrete is None and value is not None:
+            # Also in loops: `i < n` with i = 0, 1, ... are different values, so the facts only
+            # pin n down (a second loop over n runs as many rounds).
+            self.assume(value, choice)
         self.snapshot(f"'{text(ast)[:50]}' is {'true' if choice else 'false'}")
         return edges[choice]
 

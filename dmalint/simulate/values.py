@@ -19,10 +19,11 @@ class Obj:
     _ids = itertools.count(1)
 
     def __init__(self, name: str, stack: bool = False, external: bool = False,
-                 api: bool = False) -> None:
+                 api: bool = False, zeroed: bool = False) -> None:
         self.name = name
         self.stack = stack
         self.api = api  # returned by a DMA API allocation
+        self.zeroed = zeroed  # memory that starts zeroed: what nobody wrote reads as 0
         self.external = external  # reached from a parameter or a global: driver state
         self.fields: dict = {}
         self.id = next(Obj._ids)

@@ -220,17 +220,31 @@ def _leak_judge(f: Finding, acq, rp, kind: str) -> Simulated | None:
 
 
 def _kept_in(rp, entry) -> str | None:
-    """The member of driver state (an object reached through a parameter or a global) that
-    holds the entry's handle or CPU buffer at the return, if any."""
-    from dmalint.simulate.values import Ptr, resolve
+    """The member of driver state (objects reached through parameters or globals, and what
+    their members point to) that holds the entry's handle or CPU buffer at the return."""
+    from dmalint.simulate.values import Handle, Obj, Ptr, Unknown, resolve
 
-    cpu = entry.cpu.obj if isinstance(entry.cpu, Ptr) else None
-    for obj in rp.externals.values():
+    cpu = resolve(entry.cpu)
+    cpu_obj = cpu.obj if isinstance(cpu, Ptr) else None
+    queue = list(rp.externals.values())
+    seen: set[int] = set()
+    while queue and len(seen) < 2000:
+        obj = queue.pop()
+        if id(obj) in seen:
+            continue
+        seen.add(id(obj))
         for key, v in obj.fields.items():
             v = resolve(v)
-            if (isinstance(v, int) and v == entry.addr and entry.type != "sg") or (
-                    cpu is not None and isinstance(v, Ptr) and v.obj is cpu):
+            if (isinstance(v, Handle) and v == entry.addr and entry.type != "sg") or \
+                    (cpu is not None and not isinstance(cpu, int) and v is cpu) or \
+                    (cpu_obj is not None and isinstance(v, Ptr) and v.obj is cpu_obj):
                 return key if isinstance(key, str) else f"{obj.name}[]"
+            if isinstance(v, Ptr):
+                queue.append(v.obj)
+            elif isinstance(v, Obj):
+                queue.append(v)
+            elif isinstance(v, Unknown) and v._obj is not None:
+                queue.append(v._obj)
     return None
 
 
