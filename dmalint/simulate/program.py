@@ -6,13 +6,16 @@ file once.  Uses dmalint.parse and dmalint.cfg only.
 
 from __future__ import annotations
 
+import os
 import re
 
 import networkx as nx
 
 from dmalint.cfg import CFG, build_cfg
 from dmalint.contracts.model import Contracts
+from dmalint.contracts.loader import load_macro_tables
 from dmalint.parse import FunctionDef, iter_functions, parse
+from dmalint.source import SourceError, make_source
 
 _CALLS = re.compile(rb"\b([A-Za-z_]\w*)\s*\(")
 
@@ -24,6 +27,7 @@ class Program:
         self._functions: dict[str, list[tuple[object, FunctionDef]]] | None = None
         self._cfgs: dict[int, CFG] = {}
         self._loops: dict[int, frozenset[int]] = {}
+        self._headers: dict[str, dict] = {}  # header path -> its #defines
         self._reaches: dict[tuple[str, str], bool] = {}
 
     def _index(self) -> dict[str, list[tuple[object, FunctionDef]]]:
@@ -40,6 +44,38 @@ class Program:
         """(source, function) for `name`, preferring the file `path`."""
         found = self._index().get(name, [])
         return next(((s, f) for s, f in found if s.path == path), found[0] if found else None)
+
+    def define(self, name: str, src):
+        """A #define the file may see: its own, the driver's other files', or those of the
+        quoted headers it includes from its directory (read here: the analysis may not have)."""
+        for other in [src, *self.sources.values()]:
+            d = other.defines.get(name) if other is not None else None
+            if d is not None:
+                return d
+        for header in self._local_headers(src):
+            d = self._header_defines(header).get(name)
+            if d is not None:
+                return d
+        return None
+
+    def _local_headers(self, src) -> list[str]:
+        if src is None:
+            return []
+        base = os.path.dirname(src.path)
+        return [os.path.join(base, inc) for inc, _ in src.includes
+                if not inc.startswith("linux/") and not inc.startswith("asm/")]
+
+    def _header_defines(self, path: str) -> dict:
+        if path not in self._headers:
+            self._headers[path] = {}
+            try:
+                if os.path.getsize(path) < 2_000_000:
+                    with open(path, "rb") as fh:
+                        raw = fh.read()
+                    self._headers[path] = make_source(raw, path, load_macro_tables()).defines
+            except (OSError, SourceError, ValueError):
+                pass
+        return self._headers[path]
 
     def cfg(self, src, fn: FunctionDef) -> CFG:
         key = id(fn.node)

@@ -69,6 +69,9 @@ class Replayer(Interp):
         self.history: dict[tuple[int, str], bool] = {}  # the witness's last decision per branch
         self.extra_rounds = False  # running loop rounds the witness did not record
 
+    def find_define(self, name: str):
+        return self.program.define(name, self.src)
+
     # -- the model sees the line of the replayed function that led to each operation ---------
     def _model(self):
         m = super()._model()
