@@ -83,6 +83,8 @@ class Interp:
         self.externals: dict[int, Obj] = {}  # driver state the replay has read or written
         self.facts: dict[int, tuple[object, bool]] = {}  # id(value) -> (value, truth)
         self.keep: list = []  # values whose ids are used as keys: never freed during a replay
+        self.made: dict[int, tuple] = {}  # id(unknown comparison) -> (op, a, b)
+        self.known: dict[int, tuple[object, int]] = {}  # id(unknown) -> (it, its value)
 
     # -- values ---------------------------------------------------------------------------
     def fresh(self, name: str, nonzero: bool = False) -> Unknown:
@@ -90,16 +92,29 @@ class Interp:
 
     def truth(self, v) -> bool | None:
         """C truth, or what an earlier branch on this very value established."""
-        t = truth(v)
+        t = truth(self.known_value(v))
         if t is None and id(v) in self.facts:
             return self.facts[id(v)][1]
         return t
 
     def assume(self, v, value: bool) -> None:
         """The witness decided a branch on an unknown value: the same value stays so (the
-        replay keeps the object, so its id is not reused)."""
+        replay keeps the object, so its id is not reused).  `x == 3` taken true (or `x != 3`
+        false) also makes x 3 from then on."""
         if isinstance(v, (Unknown, Lin)):
             self.facts[id(v)] = (v, value)
+            made = self.made.get(id(v))
+            if made is not None:
+                op, a, b = made
+                if (op == "==") == value and op in ("==", "!="):
+                    for x, c in ((a, b), (b, a)):
+                        if isinstance(c, int) and not isinstance(c, Handle) and \
+                                isinstance(x, Unknown) and not isinstance(x, Stale):
+                            self.known[id(x)] = (x, c)
+
+    def known_value(self, v):
+        k = self.known.get(id(v)) if isinstance(v, Unknown) else None
+        return k[1] if k is not None else v
 
     def objof(self, v, where: str) -> Obj:
         rv = resolve(v)
@@ -367,6 +382,7 @@ class Interp:
         return self.memo[key]
 
     def binop(self, op: str, a, b):
+        a, b = self.known_value(a), self.known_value(b)
         if op in ("==", "!=") and (isinstance(a, Handle) or isinstance(b, Handle)):
             eq = equal(a, b)
             if eq is None:
@@ -416,6 +432,7 @@ class Interp:
         key = (op, _key(a), _key(b))
         if key not in self.memo:
             self.memo[key] = (self.fresh(f"({a!r}{op}{b!r})"), a, b)  # keep a, b: ids stay theirs
+            self.made[id(self.memo[key][0])] = (op, a, b)
         return self.memo[key][0]
 
     # -- calls ---------------------------------------------------------------------------

@@ -26,7 +26,7 @@ class Program:
         self.c = contracts
         self._functions: dict[str, list[tuple[object, FunctionDef]]] | None = None
         self._cfgs: dict[int, CFG] = {}
-        self._loops: dict[int, frozenset[int]] = {}
+        self._loops: dict[int, dict[int, frozenset[int]]] = {}
         self._headers: dict[str, dict] = {}  # header path -> its #defines
         self._reaches: dict[tuple[str, str], bool] = {}
 
@@ -84,13 +84,14 @@ class Program:
                                         src.iterators)
         return self._cfgs[key]
 
-    def loop_nodes(self, cfg: CFG) -> frozenset[int]:
-        """The nodes on a cycle: a loop's condition, whose recorded exit the static witness
-        takes after an abstract number of rounds."""
+    def loop_nodes(self, cfg: CFG) -> dict[int, frozenset[int]]:
+        """The nodes on a cycle, each with its loop's nodes: a loop's condition, whose recorded
+        exit the static witness takes after an abstract number of rounds."""
         key = id(cfg)
         if key not in self._loops:
-            self._loops[key] = frozenset(n for comp in nx.strongly_connected_components(cfg.graph)
-                                         if len(comp) > 1 for n in comp)
+            self._loops[key] = {n: frozenset(comp)
+                                for comp in nx.strongly_connected_components(cfg.graph)
+                                if len(comp) > 1 for n in comp}
         return self._loops[key]
 
     def calls_from(self, name: str, depth: int = 4) -> frozenset[str]:

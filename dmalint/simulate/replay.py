@@ -305,6 +305,13 @@ class Replayer(Interp):
             choice = self.history[(self.line, label)]
         if choice is None and hint is not None and not hint_done:
             choice = self.toward(g, edges, hint)
+        loop = self.program.loop_nodes(cfg).get(node)
+        if choice is not None and loop and self.depth == 0 and edges.get(choice) not in loop:
+            # Leaving a loop: records of its rounds the concrete run did not make are dropped.
+            lines = {g.nodes[m].get("line") for m in loop}
+            while pending and pending[0][0] in lines:
+                pending.pop(0)
+            self.extra_rounds = False
         if choice is None:
             if self.depth == 0 and not pending and not self.final:
                 raise _SegmentDone()
