@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import cached_property, lru_cache
 from typing import Iterator
@@ -16,8 +17,43 @@ def c_language() -> Language:
 
 
 def parse(code: bytes) -> Tree:
-    """Parse neutralised C. A Parser is cheap; one per call keeps this safe across processes."""
+    """Parse neutralised C. A Parser is cheap; one per call keeps this safe across processes.
+
+    Inside memo() the tree of a text already parsed is returned again (trees are never edited):
+    a driver's files are parsed by the analysis, the struct index and the layout engine."""
+    trees = _MEMO.trees
+    if trees is not None:
+        tree = trees.get(code)
+        if tree is None:
+            tree = trees[code] = Parser(c_language()).parse(code)
+        return tree
     return Parser(c_language()).parse(code)
+
+
+class _Memo:
+    """The texts parsed and files read within one memo() block (one unit of the runner)."""
+
+    def __init__(self) -> None:
+        self.trees: dict[bytes, Tree] | None = None
+        self.sources: dict | None = None
+
+
+_MEMO = _Memo()
+
+
+@contextmanager
+def memo():
+    """Within the block, parse() and source.read_source() reuse what they did before for the
+    same text or file; both are forgotten when the block ends, so memory stays bounded by the
+    unit being analysed.  Nested blocks share the outer one's memo."""
+    if _MEMO.trees is not None:
+        yield
+        return
+    _MEMO.trees, _MEMO.sources = {}, {}
+    try:
+        yield
+    finally:
+        _MEMO.trees = _MEMO.sources = None
 
 
 # The node types the driver-level passes look for in function bodies (FunctionDef.nodes_of).

@@ -8,6 +8,7 @@ still analysed and reported.  The output does not depend on -j or on file system
 from __future__ import annotations
 
 import functools
+import gc
 import hashlib
 import os
 import re
@@ -24,6 +25,7 @@ from dmalint.contracts.loader import load_contracts, load_macro_tables, load_reg
 from dmalint.contracts.macros import MacroTables
 from dmalint.engine.explore import DEFAULT_BUDGET
 from dmalint.findings import Finding, Notice
+from dmalint.parse import memo
 from dmalint.simulate.verdict import simulate_findings
 from dmalint.source import MAX_FILE_BYTES, Define, SourceError, check_text, read_source
 from dmalint.workers import TIMED_OUT, call_with_limit, map_with_limits
@@ -31,6 +33,8 @@ from dmalint.workers import TIMED_OUT, call_with_limit, map_with_limits
 SOURCE_SUFFIXES = (".c", ".h")
 DEFAULT_FILE_TIMEOUT = 20.0
 MAX_UNIT_FILES = 64  # files of one directory analysed together (a driver); larger ones are split
+MAX_UNIT_BYTES = 32 * 1024 * 1024  # ... and so are directories with more source than this (in
+# drivers/ only register-header directories of amdgpu have more, 40-120 MB, and no DMA API)
 
 
 @dataclass(frozen=True)
@@ -131,7 +135,14 @@ def _analyse(path: Path, display: str, cache: Cache | None,
 def _analyse_unit(items: list[tuple[str, str]], cache: Cache | None,
                   settings: Settings | None = None) -> list[tuple[FileResult, bool]]:
     """The files of one driver directory, analysed together (helpers, struct members and
-    call graph span them); each result is cached under its own content and its siblings'."""
+    call graph span them); each result is cached under its own content and its siblings'.
+    Each file (and header) is read, neutralised and parsed once for the whole unit."""
+    with memo():
+        return _analyse_unit_once(items, cache, settings)
+
+
+def _analyse_unit_once(items: list[tuple[str, str]], cache: Cache | None,
+                       settings: Settings | None = None) -> list[tuple[FileResult, bool]]:
     settings = settings or Settings.of(None)
     raws = {display: _read_for_key(Path(path)) for path, display in items}
     keys: dict[str, str] = {}
@@ -328,8 +339,23 @@ def _internal(exc: BaseException) -> str:
     return f"internal error: {type(exc).__name__}: {msg}; please report"
 
 
+UNIT_GC_THRESHOLD = 20000  # allocations between young collections while a unit is analysed
+
+
 def _unit_task(unit: list[tuple[str, str]], cache: Cache | None = None,
                settings: Settings | None = None) -> list[tuple[FileResult, bool]]:
+    # Parsing, neutralising and the driver passes allocate many small objects that live for the
+    # whole unit; with the default threshold (700) the collector keeps walking them for nothing.
+    saved = gc.get_threshold()
+    gc.set_threshold(UNIT_GC_THRESHOLD, saved[1], saved[2])
+    try:
+        return _analyse_unit_guarded(unit, cache, settings)
+    finally:
+        gc.set_threshold(*saved)
+
+
+def _analyse_unit_guarded(unit: list[tuple[str, str]], cache: Cache | None,
+                          settings: Settings | None) -> list[tuple[FileResult, bool]]:
     try:
         return _analyse_unit(unit, cache, settings)
     except RecursionError:
@@ -338,16 +364,48 @@ def _unit_task(unit: list[tuple[str, str]], cache: Cache | None = None,
         return [(_failed(d, _internal(exc)), False) for _, d in unit]
 
 
-def units_of(items: list[tuple[str, str]], max_files: int = MAX_UNIT_FILES) -> list[list[tuple[str, str]]]:
-    """Files grouped by directory (a driver), in discovery order, at most max_files a group."""
+def units_of(items: list[tuple[str, str]], max_files: int = MAX_UNIT_FILES,
+             max_bytes: int = MAX_UNIT_BYTES, size: Callable[[str], int] | None = None,
+             ) -> list[list[tuple[str, str]]]:
+    """Files grouped by directory (a driver), in discovery order, at most max_files a group and,
+    past its first file, at most max_bytes of source (size(path) gives a file's bytes): a
+    worker holds a unit's bytes while it analyses it."""
+    size = size or _file_size
     groups: dict[str, list[tuple[str, str]]] = {}
     for item in items:
         groups.setdefault(os.path.dirname(item[1]), []).append(item)
     out = []
     for members in groups.values():
-        for i in range(0, len(members), max_files):
-            out.append(members[i : i + max_files])
+        unit: list[tuple[str, str]] = []
+        held = 0
+        for item in members:
+            n = size(item[0])
+            if unit and (len(unit) >= max_files or held + n > max_bytes):
+                out.append(unit)
+                unit, held = [], 0
+            unit.append(item)
+            held += n
+        if unit:
+            out.append(unit)
     return out
+
+
+def _file_size(path: str) -> int:
+    try:
+        return os.stat(path).st_size
+    except OSError:
+        return 0
+
+
+def largest_first(units: list[list[tuple[str, str]]],
+                  size: Callable[[str], int] | None = None) -> list[list[tuple[str, str]]]:
+    """Units in decreasing order of their files' bytes (ties in discovery order): the pool
+    starts the long ones first, so that no core is left waiting for one at the end.  Results
+    are placed by file, so the order changes nothing in the output."""
+    size = size or _file_size
+    weights = [sum(size(p) for p, _ in unit) for unit in units]
+    order = sorted(range(len(units)), key=lambda i: -weights[i])
+    return [units[i] for i in order]
 
 
 def run(paths: list[str], jobs: int | None = None, timeout: float | None = DEFAULT_FILE_TIMEOUT,
@@ -372,7 +430,8 @@ def run(paths: list[str], jobs: int | None = None, timeout: float | None = DEFAU
     items = [(str(p), d) for p, d in files]
     position = {d: i for i, (_, d) in enumerate(items)}
     slots: list[FileResult | None] = [None] * len(items)
-    units = units_of(items)
+    sizes = {p: _file_size(p) for p, _ in items}
+    units = largest_first(units_of(items, size=sizes.__getitem__), sizes.__getitem__)
     retry: list[tuple[str, str]] = []
     done = 0
 

@@ -10,11 +10,13 @@ position in the original file.
 from __future__ import annotations
 
 import bisect
+import copy
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from dmalint.contracts.macros import MacroTables
+from dmalint.parse import _MEMO
 
 MAX_FILE_BYTES = 16 * 1024 * 1024
 
@@ -69,7 +71,27 @@ class SourceFile:
 
 
 def read_source(path: Path, display: str, tables: MacroTables) -> SourceFile:
-    """Read and neutralise one file; raise SourceError with a user-facing reason."""
+    """Read and neutralise one file; raise SourceError with a user-facing reason.
+
+    Inside parse.memo() a file read before (same path, display name and tables) is not read
+    and neutralised again: the caller gets a shallow copy of the first result (a driver's
+    headers are read by the struct index and again by the layout engine)."""
+    sources = _MEMO.sources
+    if sources is None:
+        return _read_source(path, display, tables)
+    key = (str(path), display, id(tables))
+    hit = sources.get(key)
+    if hit is None:
+        try:
+            hit = sources[key] = (_read_source(path, display, tables), tables)
+        except SourceError as exc:
+            hit = sources[key] = (exc, tables)
+    if isinstance(hit[0], SourceError):
+        raise SourceError(*hit[0].args)
+    return copy.copy(hit[0])
+
+
+def _read_source(path: Path, display: str, tables: MacroTables) -> SourceFile:
     try:
         if path.is_dir():
             raise SourceError("is a directory")

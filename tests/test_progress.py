@@ -46,4 +46,4 @@ def test_runner_reports_every_file(tmp_path):
     (tmp_path / "y.c").write_text("int h;\n")
     calls = []
     run([str(tmp_path)], jobs=1, timeout=None, progress=lambda d, t: calls.append((d, t)))
-    assert calls == [(1, 3), (3, 3)]  # y.c alone, then x/ as one driver unit
+    assert calls == [(2, 3), (3, 3)]  # x/ as one driver unit (the larger: first), then y.c

@@ -12,15 +12,33 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from operator import itemgetter
 
 Sym = tuple
 Path = tuple
 
 
-@dataclass(frozen=True, slots=True)
-class Lin:
-    terms: tuple[tuple[Sym, int], ...]
-    const: int
+class Lin(tuple):
+    """A linear form: `terms` ((sym, coefficient), ...) plus `const`.
+
+    A tuple ("Lin", terms, const) rather than a dataclass: the explorer compares and hashes
+    every value of every state it meets (State.key, the set of states seen), and a tuple's
+    equality and hash run in C, where a dataclass's generated __eq__ is a Python call per
+    comparison.  The tag keeps a Lin from equalling any other tuple."""
+
+    __slots__ = ()
+
+    def __new__(cls, terms: tuple[tuple[Sym, int], ...], const: int) -> "Lin":
+        return tuple.__new__(cls, ("Lin", terms, const))
+
+    def __getnewargs__(self):
+        return self[1], self[2]
+
+    terms = property(itemgetter(1))
+    const = property(itemgetter(2))
+
+    def __repr__(self) -> str:
+        return f"Lin(terms={self[1]!r}, const={self[2]!r})"
 
     @staticmethod
     def of(c: int) -> "Lin":
@@ -32,7 +50,7 @@ class Lin:
 
     @property
     def is_const(self) -> bool:
-        return not self.terms
+        return not self[1]
 
     def add(self, other: "Lin", sign: int = 1) -> "Lin":
         acc = dict(self.terms)

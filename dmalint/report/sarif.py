@@ -9,7 +9,18 @@ from __future__ import annotations
 
 from typing import TextIO
 
-import sarif_om as om
+import importlib
+
+
+class _Lazy:
+    """sarif_om, imported when a SARIF log is built: importing it (attrs, its many classes)
+    costs more than analysing a file, and most runs print text."""
+
+    def __getattr__(self, name: str):
+        return getattr(importlib.import_module("sarif_om"), name)
+
+
+om = _Lazy()
 
 from dmalint import __version__
 from dmalint.contracts.loader import load_registry
