@@ -72,10 +72,14 @@ class Cache:
         """A cache under root for this dmalint build, rules and configuration."""
         return cls(root, tool_key(options or {}))
 
-    def key(self, display: str, content: bytes, deps: Iterable[tuple[str, str]] = ()) -> str:
-        """The entry key of one file's result (see the module docstring)."""
+    def key(self, display: str, content: bytes, deps: Iterable[tuple[str, str]] = (),
+            content_digest: str | None = None) -> str:
+        """The entry key of one file's result (see the module docstring).  content_digest,
+        when the caller has it, is sha256(content).hexdigest(): not computed again."""
         h = hashlib.sha256()
-        for part in (self.tool_key, display, hashlib.sha256(content).hexdigest()):
+        if content_digest is None:
+            content_digest = hashlib.sha256(content).hexdigest()
+        for part in (self.tool_key, display, content_digest):
             h.update(part.encode("utf-8", "surrogateescape") + b"\0")
         for path, digest in sorted(deps):
             h.update(f"dep\0{path}\0{digest}\0".encode("utf-8", "surrogateescape"))

@@ -245,7 +245,7 @@ def file_cache_key(cache: Cache, display: str, raws: dict[str, bytes | None],
     if digests is None:
         digests = _digests(raws)
     deps = [(d, h) for d, h in sorted(digests.items()) if h is not None and d != display]
-    return cache.key(display, raws[display], deps)
+    return cache.key(display, raws[display], deps, digests.get(display))
 
 
 _QUOTED_INCLUDE = re.compile(rb'^[ \t]*#[ \t]*include[ \t]*"([^"\n]+)"', re.M)
