@@ -97,12 +97,12 @@ class Interp:
             return self.facts[id(v)][1]
         return t
 
-    def assume(self, v, value: bool) -> None:
+    def assume(self, v, value: bool, origin=None) -> None:
         """The witness decided a branch on an unknown value: the same value stays so (the
         replay keeps the object, so its id is not reused).  `x == 3` taken true (or `x != 3`
         false) also makes x 3 from then on."""
         if isinstance(v, (Unknown, Lin)):
-            self.facts[id(v)] = (v, value)
+            self.facts[id(v)] = (v, value, origin)  # origin: the branch that decided it
             made = self.made.get(id(v))
             if made is not None:
                 op, a, b = made

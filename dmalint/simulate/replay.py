@@ -67,6 +67,7 @@ class Replayer(Interp):
         self.abandoned = 0  # helper calls undone and treated as unknown calls
         self.diverged = ""  # why the replay left the witness (its first infeasible branch)
         self.history: dict[tuple[int, str], bool] = {}  # the witness's last decision per branch
+        self.overrides: dict[tuple[int, str], bool] = {}  # witness branches replayed reversed
         self.extra_rounds = False  # running loop rounds the witness did not record
 
     def find_define(self, name: str):
@@ -285,9 +286,21 @@ class Replayer(Interp):
             self.extra_rounds = True
         elif matches:
             recorded = pending.pop(0)[2]
+            if (self.line, label) in self.overrides:
+                recorded = self.overrides[(self.line, label)]
             self.history[(self.line, label)] = recorded
             if node in self.program.loop_nodes(cfg):
                 self.extra_rounds = False
+        if recorded is not None and concrete is not None and recorded != concrete \
+                and self.final and self.depth == 0 and not self.diverged:
+            fact = self.facts.get(id(value))
+            if truth(self.known_value(value)) is None and fact is not None and fact[2] \
+                    and fact[2] not in self.overrides:
+                # Only an earlier choice of the witness decides this value: the witness
+                # contradicts itself.  Which of the two choices is the real one is for a
+                # second replay to find out, with the earlier one reversed.
+                raise Conflict(fact[2], not fact[1], f"'{text(ast)[:60]}' at line {self.line} "
+                               f"contradicts the witness's choice at line {fact[2][0]}")
         if recorded is not None and concrete is not None and recorded != concrete:
             why = (f"path infeasible: '{text(ast)[:60]}' at line {self.line} is "
                    f"{'true' if concrete else 'false'} in the concrete state, the witness needs "
@@ -321,7 +334,7 @@ class Replayer(Interp):
         if concrete is None and value is not None:
             # Also in loops: `i < n` with i = 0, 1, ... are different values, so the facts only
             # pin n down (a second loop over n runs as many rounds).
-            self.assume(value, choice)
+            self.assume(value, choice, (self.line, label) if recorded is not None else None)
         self.snapshot(f"'{text(ast)[:50]}' is {'true' if choice else 'false'}")
         return edges[choice]
 
@@ -425,14 +438,51 @@ class _SegmentDone(Exception):
     """An earlier function of the witness has run past its last recorded decision."""
 
 
-def replay(finding: Finding, program: Program, judge, record: bool = False) -> Simulated:
-    rp = Replayer(finding, program, judge, record)
-    try:
-        out = _run(rp)
-    except _Decided as d:
-        out = d.sim
-    except RecursionError:
-        out = Simulated("unknown", "expression nested too deeply for the replayer")
+class Conflict(Exception):
+    """Two branches of the witness disagree about one value: replay with `origin` reversed."""
+
+    def __init__(self, origin: tuple[int, str], value: bool, why: str) -> None:
+        super().__init__(why)
+        self.origin = origin
+        self.value = value
+        self.why = why
+
+
+MAX_REPLAYS = 3
+
+
+def replay(finding: Finding, program: Program, judge_of, record: bool = False) -> Simulated:
+    """judge_of() makes a fresh judge for each attempt (a witness that contradicts itself is
+    replayed again with its earlier choice reversed)."""
+    overrides: dict[tuple[int, str], bool] = {}
+    conflicts: list[str] = []
+    for _ in range(MAX_REPLAYS):
+        rp = Replayer(finding, program, judge_of(), record)
+        rp.overrides = dict(overrides)
+        try:
+            out = _run(rp)
+        except _Decided as d:
+            out = d.sim
+        except Conflict as c:
+            overrides[c.origin] = c.value
+            conflicts.append(c.why)
+            continue
+        except RecursionError:
+            out = Simulated("unknown", "expression nested too deeply for the replayer")
+        break
+    else:
+        return Simulated("unknown", "the witness contradicts itself: " + "; ".join(conflicts))
+    if conflicts:
+        flipped = ", ".join(f"line {ln}" for ln, _ in overrides)
+        note = f"the witness contradicts itself ({'; '.join(conflicts)}); replayed with its " \
+               f"choice at {flipped} reversed"
+        if out.verdict == "refuted" and not out.reason.startswith("path infeasible"):
+            out.reason = f"{note}: {out.reason}"
+        elif out.verdict == "refuted":
+            # Both readings of the witness fail: the path is infeasible either way.
+            out.reason = f"path infeasible: {note}, and then: {out.reason[17:]}"
+        else:
+            out.reason = f"{out.reason} ({note})"
     if rp.diverged and out.verdict == "confirmed":
         out.reason += f" (on the path the concrete state takes: the witness's {rp.diverged[17:]})"
     elif rp.diverged and out.verdict != "static-only" and not out.reason.startswith("path inf"):

@@ -277,7 +277,7 @@ def simulate_finding(f: Finding, program: Program, record: bool = False) -> Simu
     if api is not None and f.code in LEAK and api.debug_type == "pool":
         return Simulated("static-only", "a dma_pool that is never destroyed has no dma-debug "
                          "or dmapool message")
-    sim = replay(f, program, make_judge(f), record)
+    sim = replay(f, program, lambda: make_judge(f), record)
     if f.code == "DMA006" and sim.verdict == "unknown" and "reports nothing" in sim.reason:
         sim = Simulated("static-only", "dma-debug 6.1 records dma_map_page and dma_map_single "
                         "alike (type single): the mismatch is not visible at run time",
