@@ -123,3 +123,18 @@ def test_witness_segments_cross_functions():
     assert first.branches == [(13, "dma_mapping_error(p->dev,d)", False)]
     assert first.stores == [(12, "dma")]
     assert second.function == "rx_poll" and second.hint(35, "put_slot") == "dma_unmap_single"
+
+
+def test_handle_bits_are_not_facts():
+    from dmalint.contracts.loader import load_contracts
+    from dmalint.simulate.interp import Interp
+    from dmalint.simulate.values import Handle, Unknown
+
+    class Src:
+        defines: dict = {}
+
+    it = Interp(load_contracts(), Src())
+    h = Handle(0x10000000)
+    assert isinstance(it.binop("&", h, 1 << 27), Unknown)
+    assert it.binop("==", h, Handle(0x10010000)) == 0
+    assert it.binop("&", h, 1 << 27) is it.binop("&", h, 1 << 27)  # the same question, once

@@ -383,8 +383,10 @@ class Interp:
 
     def binop(self, op: str, a, b):
         a, b = self.known_value(a), self.known_value(b)
-        if op in ("==", "!=") and (isinstance(a, Handle) or isinstance(b, Handle)):
-            eq = equal(a, b)
+        if isinstance(a, Handle) or isinstance(b, Handle):
+            # A handle's bits are the model's choice, not a fact: only its identity (and
+            # DMA_MAPPING_ERROR) is decided; `dma & BIT(27)`, `dma + len > mask` are not.
+            eq = equal(a, b) if op in ("==", "!=") else None
             if eq is None:
                 return self._same_unknown(op, a, b)
             return int(eq) if op == "==" else int(not eq)

@@ -279,9 +279,9 @@ def simulate_finding(f: Finding, program: Program, record: bool = False) -> Simu
                          "or dmapool message")
     sim = replay(f, program, lambda: make_judge(f), record)
     if f.code == "DMA006" and sim.verdict == "unknown" and "reports nothing" in sim.reason:
-        sim = Simulated("static-only", "dma-debug 6.1 records dma_map_page and dma_map_single "
-                        "alike (type single): the mismatch is not visible at run time",
-                        steps=sim.steps)
+        sim = Simulated("static-only", "dma-debug 6.1 records both functions with the same "
+                        "type (single for page and single mappings, coherent for every coherent "
+                        "allocator): the mismatch is not visible at run time", steps=sim.steps)
     return sim
 
 
