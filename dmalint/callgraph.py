@@ -16,7 +16,7 @@ import networkx as nx
 from tree_sitter import Node
 
 from dmalint.contracts.model import Acquire, Contracts, Release
-from dmalint.parse import FunctionDef, text, unwrap_parens
+from dmalint.parse import FunctionDef, strip_casts, text, unwrap_parens
 
 
 @dataclass(frozen=True)
@@ -138,7 +138,7 @@ def _acquire_into_summary(fn, params, contracts, known) -> Summary | None:
     for n in fn.nodes_of("assignment_expression"):
         if text(n.child_by_field_name("operator")) != "=":
             continue
-        value = _strip_casts(n.child_by_field_name("right"))
+        value = strip_casts(n.child_by_field_name("right"))
         if value.type != "call_expression":
             continue
         acq = _acquire_contract(value, contracts, known)
@@ -199,7 +199,7 @@ def _acquire_summary(fn, params, contracts, known) -> Summary | None:
     assigned = _assigned_from_acquire(fn, contracts, known)
     found: tuple[Node, Acquire] | None = None
     for ret in returns:
-        value = _strip_casts(ret.named_children[0])
+        value = strip_casts(ret.named_children[0])
         call = None
         if value.type == "call_expression":
             call = value
@@ -259,12 +259,12 @@ def _release_summary(fn, params, contracts, known) -> Summary | None:
 
 def _param_ref(arg: Node, params: list[str], contracts: Contracts) -> ParamRef | None:
     """`desc->addr`, `le64_to_cpu(desc->addr)`, `dma` as a parameter plus a member chain."""
-    node = _strip_casts(arg)
+    node = strip_casts(arg)
     while node.type == "call_expression" and contracts.core.is_transform(text(node.child_by_field_name("function"))):
         inner = _arg(node, 0)
         if inner is None:
             return None
-        node = _strip_casts(inner)
+        node = strip_casts(inner)
     fields: list[str] = []
     while node.type == "field_expression":
         op = text(node.child_by_field_name("operator"))
@@ -293,7 +293,7 @@ def _assigned_from_acquire(fn, contracts, known) -> dict[str, Node]:
             target, value = n.child_by_field_name("declarator"), n.child_by_field_name("value")
         if target is None or value is None or unwrap_parens(target).type != "identifier":
             continue
-        value = _strip_casts(value)
+        value = strip_casts(value)
         if value.type == "call_expression" and _acquire_contract(value, contracts, known) is not None:
             out[text(unwrap_parens(target))] = value
     return out
@@ -326,13 +326,6 @@ def _returns_negation(fn: FunctionDef, check: str) -> bool:
     return False
 
 
-def _strip_casts(node: Node) -> Node:
-    node = unwrap_parens(node)
-    while node.type == "cast_expression":
-        node = unwrap_parens(node.child_by_field_name("value"))
-    return node
-
-
 def _arg(call: Node, idx: int) -> Node | None:
     args = call.child_by_field_name("arguments")
     named = [a for a in args.named_children if a.type != "comment"] if args is not None else []
@@ -363,7 +356,7 @@ def buffer_params(functions: list[FunctionDef], contracts: Contracts,
                     targets[idx] = f"{name}() -> {inner}"
                 for idx, via in targets.items():
                     arg = _arg(call, idx)
-                    arg = _strip_casts(arg) if arg is not None else None
+                    arg = strip_casts(arg) if arg is not None else None
                     if arg is not None and arg.type == "identifier" and text(arg) in params:
                         found.setdefault(params.index(text(arg)), via)
             if found != out.get(fn.name, {}):

@@ -32,7 +32,7 @@ register writes.  Precision choices, each to avoid a finding nobody could act on
 from __future__ import annotations
 
 from collections import deque
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from tree_sitter import Node
 
@@ -40,7 +40,7 @@ from dmalint.cfg import CFG
 from dmalint.contracts.model import Contracts
 from dmalint.engine.state import Step
 from dmalint.findings import Event
-from dmalint.parse import text, unwrap_parens
+from dmalint.parse import strip_casts, text, unwrap_parens
 
 # States explored per function before giving up quietly (no finding is better than a guess).
 MAX_STATES = 20000
@@ -54,33 +54,21 @@ def norm(node: Node | None) -> str:
     return "".join(text(unwrap_parens(node)).split())
 
 
-def _strip(node: Node) -> Node:
-    """Through parentheses and casts: `(u8 *)(buf)` is buf."""
-    while node.type in _CAST_LIKE:
-        inner = node.child_by_field_name("value") if node.type == "cast_expression" else None
-        if inner is None:
-            if not node.named_child_count:
-                break
-            inner = node.named_children[-1]
-        node = inner
-    return node
-
-
 def pointer_base(node: Node) -> str:
     """The pointer an address expression is based on: `buf + 4` and `(void *)buf` are `buf`,
     `&obj` is `&obj`."""
-    node = _strip(node)
+    node = strip_casts(node)
     if node.type == "binary_expression" and text(node.child_by_field_name("operator")) in ("+", "-"):
         return pointer_base(node.child_by_field_name("left"))
     if node.type == "pointer_expression" and text(node.child_by_field_name("operator")) == "&":
-        return "&" + norm(_strip(node.child_by_field_name("argument")))
+        return "&" + norm(strip_casts(node.child_by_field_name("argument")))
     return norm(node)
 
 
 def object_bases(node: Node) -> set[str]:
     """The pointers whose pointee contains the object an lvalue names: `p->a.b` lies in `*p`
     and in `&p->a`; `buf[3]` in `buf`; `*(q + 1)` in `q`; a variable `x` in `&x`."""
-    node = _strip(node)
+    node = strip_casts(node)
     out = {"&" + norm(node)}
     t = node.type
     if t == "field_expression":
@@ -103,7 +91,7 @@ def object_bases(node: Node) -> set[str]:
 
 def points_into(node: Node, aliases: frozenset[str]) -> bool:
     """Whether an address expression points into a buffer known by one of the alias texts."""
-    node = _strip(node)
+    node = strip_casts(node)
     if pointer_base(node) in aliases:
         return True
     if node.type == "pointer_expression" and text(node.child_by_field_name("operator")) == "&":
@@ -116,7 +104,7 @@ def points_into(node: Node, aliases: frozenset[str]) -> bool:
 
 @dataclass(frozen=True)
 class Effect:
-    kind: str  # map | assign | write | read | call | check
+    kind: str  # assign | write | read | call
     node: Node
     name: str = ""  # the called function
     args: tuple[Node, ...] = ()
@@ -188,7 +176,7 @@ def _lvalue_reads(n: Node | None, out: list[Effect]) -> None:
     """The loads an lvalue needs to find its address: `p->q->x` loads `p->q`; `a[i]` loads i."""
     if n is None:
         return
-    n = _strip(n)
+    n = strip_casts(n)
     t = n.type
     if t == "field_expression":
         arg = n.child_by_field_name("argument")
@@ -267,8 +255,7 @@ def _replace(st: State, old: Mapping, new: Mapping | None) -> State:
 
 
 def _with(m: Mapping, **changes) -> Mapping:
-    data = {**m.__dict__, **changes}
-    return Mapping(**data)
+    return replace(m, **changes)
 
 
 def _kill_prefix(texts: frozenset[str], target: str) -> frozenset[str]:
@@ -291,6 +278,9 @@ class CpuAccess:
         self.neutral = core.borrows | core.transparent  # calls that neither sync nor take a handle
         self.waits = core.io_writes | core.waits
         self.copies = core.cpu_copies
+        k = contracts.constants
+        self.device_reads = tuple(k[n] for n in ("DMA_TO_DEVICE", "DMA_BIDIRECTIONAL") if n in k)
+        self.device_writes = tuple(k[n] for n in ("DMA_FROM_DEVICE", "DMA_BIDIRECTIONAL") if n in k)
         self.events: dict[tuple, Event] = {}
         self.checks: dict[tuple, RangeCheck] = {}
         self._effects: dict[int, list[Effect]] = {}
@@ -367,14 +357,14 @@ class CpuAccess:
         for m in st:
             if not (cands & m.aliases):
                 continue
-            if k == "write" and m.direction in self._device_reads() and m.pending is None:
+            if k == "write" and m.direction in self.device_reads and m.pending is None:
                 line, col = _pos(eff.node)
                 step = Step(line, "write", f"the CPU writes '{norm(eff.node)}', inside the buffer "
                                            f"mapped at line {m.line}, after the mapping")
                 steps.append(step)
                 check = _range_check(eff.node, m)
                 st = _replace(st, m, _with(m, pending=(line, col, f"'{norm(eff.node)}'", check)))
-            elif k == "read" and m.direction in self._device_writes() and m.owner == "device" \
+            elif k == "read" and m.direction in self.device_writes and m.owner == "device" \
                     and m.ran:
                 self._report_read(m, eff.node, key, steps)
         return st
@@ -389,10 +379,10 @@ class CpuAccess:
             handles = _kill_prefix(m.handles, target)
             if value is not None and points_into(value, m.aliases) and not _past_end(value, m):
                 aliases |= {target}
-                if norm(_strip(value)) in m.exact:
+                if norm(strip_casts(value)) in m.exact:
                     exact |= {target}
             if value is not None and (self._handle_text(value) in m.handles
-                                      or _strip(value).start_byte == m.site):
+                                      or strip_casts(value).start_byte == m.site):
                 handles |= {target}
             if aliases != m.aliases or handles != m.handles or exact != m.exact:
                 out = _replace(out, m, _with(m, aliases=aliases, handles=handles, exact=exact))
@@ -411,14 +401,14 @@ class CpuAccess:
             for idx in reads:
                 if idx < len(args):
                     for m in st:
-                        if points_into(args[idx], m.aliases) and m.direction in self._device_writes() \
+                        if points_into(args[idx], m.aliases) and m.direction in self.device_writes \
                                 and m.owner == "device" and m.ran:
                             self._report_read(m, args[idx], key, steps, via=name)
             for idx in writes:
                 if idx < len(args):
                     for m in list(st):
                         if points_into(args[idx], m.aliases) and m.pending is None \
-                                and m.direction in self._device_reads():
+                                and m.direction in self.device_reads:
                             line, col = _pos(eff.node)
                             steps.append(Step(line, "write", f"{name}() writes into the buffer mapped "
                                                              f"at line {m.line}, after the mapping"))
@@ -488,7 +478,7 @@ class CpuAccess:
         line = _pos(eff.node)[0]
         buf = args[ci]
         base = pointer_base(buf)
-        exact = frozenset({base}) if norm(_strip(buf)) == base else frozenset()
+        exact = frozenset({base}) if norm(strip_casts(buf)) == base else frozenset()
         si = roles.get("size")
         # Spaces kept: `sizeof(struct oal)` must still evaluate.
         size_text = " ".join(text(args[si]).split()) if si is not None and si < len(args) else ""
@@ -505,7 +495,7 @@ class CpuAccess:
         cond = self.cfg.node(node).get("ast")
         truth = edge["branch"]
         step = Step(self.cfg.node(node)["line"], "branch", f"'{_short(cond)}' is {str(truth).lower()}")
-        call = _strip(cond) if cond is not None else None
+        call = strip_casts(cond) if cond is not None else None
         if call is not None and call.type == "call_expression" and st:
             name = text(call.child_by_field_name("function"))
             chk = self.c.checks.get(name)
@@ -555,7 +545,7 @@ class CpuAccess:
         use what was set up."""
         if value is None:
             return False
-        v = _strip(value)
+        v = strip_casts(value)
         if _is_error_value(v, self.c):
             return True
         if v.type != "identifier":
@@ -574,7 +564,7 @@ class CpuAccess:
             assigned = [e for e in self._effects.get(n, ()) if e.kind == "assign"
                         and norm(e.target) == name]
             if assigned:
-                return _is_error_value(_strip(assigned[-1].value), self.c)
+                return _is_error_value(strip_casts(assigned[-1].value), self.c)
         return False
 
     def _path_nodes(self, key) -> list[int]:
@@ -604,14 +594,14 @@ class CpuAccess:
     # -- helpers -----------------------------------------------------------------------------
     def _handle_text(self, node: Node) -> str:
         """A handle argument's text, through casts and byte-order transforms."""
-        node = _strip(node)
+        node = strip_casts(node)
         while node.type == "call_expression":
             fn = text(node.child_by_field_name("function"))
             args = node.child_by_field_name("arguments")
             if not (self.c.core.is_transform(fn) or fn in self.c.core.transparent) or args is None \
                     or not args.named_child_count:
                 break
-            node = _strip(args.named_children[0])
+            node = strip_casts(args.named_children[0])
         return norm(node)
 
     def _constant(self, name: str) -> int | None:
@@ -621,14 +611,6 @@ class CpuAccess:
             seen += 1
         return self.c.constants.get(name)
 
-    def _device_reads(self) -> tuple[int, ...]:
-        k = self.c.constants
-        return tuple(v for n, v in k.items() if n in ("DMA_TO_DEVICE", "DMA_BIDIRECTIONAL"))
-
-    def _device_writes(self) -> tuple[int, ...]:
-        k = self.c.constants
-        return tuple(v for n, v in k.items() if n in ("DMA_FROM_DEVICE", "DMA_BIDIRECTIONAL"))
-
     def _sync_name(self, to: str) -> str:
         return next((s.function for s in self.c.syncs.values()
                      if s.to == to and "handle" in s.args), f"a sync for the {to}")
@@ -637,7 +619,7 @@ class CpuAccess:
 def _read_bases(node: Node) -> set[str]:
     """The pointers a load goes through (only the outermost access: inner ones are their own
     read effects)."""
-    node = _strip(node)
+    node = strip_casts(node)
     t = node.type
     if t == "field_expression":
         arg = node.child_by_field_name("argument")
@@ -665,7 +647,7 @@ def _is_error_value(v: Node | None, contracts: Contracts) -> bool:
 
 def _tests(cond: Node, name: str) -> bool:
     """Whether an atomic condition tests the variable: `ret`, `ret < 0`, `ret != 0`."""
-    c = _strip(cond)
+    c = strip_casts(cond)
     if c.type == "identifier":
         return text(c) == name
     if c.type == "binary_expression":
@@ -677,7 +659,7 @@ def _tests(cond: Node, name: str) -> bool:
 def _true_means_error(cond: Node) -> bool:
     """`if (ret)`, `if (ret < 0)`, `if (ret != 0)` are true on failure; `ret == 0`, `ret >= 0`
     are true on success."""
-    c = _strip(cond)
+    c = strip_casts(cond)
     if c.type == "binary_expression":
         return text(c.child_by_field_name("operator")) in ("<", "!=")
     return True
@@ -686,7 +668,7 @@ def _true_means_error(cond: Node) -> bool:
 def _past_end(value: Node, m: Mapping) -> bool:
     """`buf + len` where len is the mapped size: the first byte after the mapping (drivers keep
     their own bookkeeping there, behind what they give the device)."""
-    v = _strip(value)
+    v = strip_casts(value)
     if v.type != "binary_expression" or text(v.child_by_field_name("operator")) != "+":
         return False
     return norm(v.child_by_field_name("right")) == "".join(m.size_text.split())
@@ -696,7 +678,7 @@ def _range_check(node: Node, m: Mapping) -> RangeCheck | None:
     """The check a store `p->a.b = x` needs when p points at the buffer's start and the mapped
     size is not `sizeof(*p)` / `sizeof(p[0])`."""
     members: list[str] = []
-    n = _strip(node)
+    n = strip_casts(node)
     while n.type == "field_expression":
         members.append(text(n.child_by_field_name("field")))
         if text(n.child_by_field_name("operator")) == "->":
@@ -707,7 +689,7 @@ def _range_check(node: Node, m: Mapping) -> RangeCheck | None:
             if any(size in (f"sizeof(*{a})", f"sizeof({a}[0])", f"sizeof*{a}") for a in m.exact | {base}):
                 return None
             return RangeCheck(base, tuple(reversed(members)), m.size_text)
-        n = _strip(n.child_by_field_name("argument"))
+        n = strip_casts(n.child_by_field_name("argument"))
     return None
 
 

@@ -136,6 +136,14 @@ def unwrap_parens(node: Node) -> Node:
     return node
 
 
+def strip_casts(node: Node) -> Node:
+    """Through parentheses and casts: `(u8 *)(buf)` is buf."""
+    node = unwrap_parens(node)
+    while node.type == "cast_expression" and node.child_by_field_name("value") is not None:
+        node = unwrap_parens(node.child_by_field_name("value"))
+    return node
+
+
 def declarator_name(decl: Node | None) -> Node | None:
     """The identifier a (possibly pointer/array/function) declarator declares."""
     while decl is not None:
