@@ -14,10 +14,12 @@ from tree_sitter import Node
 from dmalint.consteval import char_literal, evaluate, int_literal
 from dmalint.contracts.model import Contracts
 from dmalint.parse import text
+from dmalint.simulate.cache import Cache
 from dmalint.simulate.model import DMA_MAPPING_ERROR, DmaDebug
+from dmalint.simulate.objects import element_object, lay_out, member_object, ref_place
 from dmalint.source import Define
-from dmalint.simulate.values import (Handle, Lin, Obj, Ptr, Ref, Stale, Unknown, add, equal,
-                                     objof_value, resolve, truth)
+from dmalint.simulate.values import (Handle, Lin, Obj, Ptr, Ref, Stale, Unknown, add,
+                                     byte_place, equal, objof_value, resolve, truth)
 
 ENOMEM = 12
 MISSING = object()
@@ -67,6 +69,8 @@ class Interp:
         self.c = contracts
         self.src = src
         self.model = DmaDebug()
+        self.cache = Cache()
+        self.layouts = None  # objects.Layouts: struct layouts, when the replayer has them
         self.frame: dict[str, object] = {}
         self.globals: dict[str, object] = {}
         # Driver state across functions: what one replayed function stored in (or read from) a
@@ -124,6 +128,7 @@ class Interp:
                 # &ring[3] -> the element at 3 (the same one ring[3] names); an unknown offset
                 # is one shared "somewhere inside" element
                 key = ("[]", rv.off if rv.off is not None else "?")
+                self.element(rv.obj, key)
                 return self.objof(self.load_ref(Ref(rv.obj, key)), where)
         if isinstance(rv, Ref):
             return self.objof(self.load_ref(rv), where)
@@ -178,6 +183,7 @@ class Interp:
             self.journal.append((store, r.key, store.get(r.key, MISSING)))
         store[r.key] = v
         if isinstance(r.where, Obj):
+            self.cpu_store(r)
             if not hasattr(r.where, "written"):
                 r.where.written = {}
             r.where.written[r.key] = self.segment
@@ -193,6 +199,81 @@ class Interp:
             else:
                 store[key] = old
 
+    # -- laid-out objects (simulate/objects.py) ------------------------------------------------
+    def member(self, obj: Obj, name: str, n: Node, argn: Node) -> None:
+        """Lay out the struct `p->name` reaches, and place an array or struct member in it."""
+        if self.layouts is None:
+            return
+        if obj.layout is None and not getattr(obj, "tried", False):
+            obj.tried = True
+            arrow = text(n.child_by_field_name("operator")) == "->"
+            lay_out(obj, self.layouts.record(argn, self.src, arrow))
+        if obj.layout is None or name in obj.fields:
+            return
+        if obj.external and self._member(obj, name) is not MISSING:
+            return  # driver state an earlier replayed function left there
+        sub = member_object(obj, name, self.layouts.type_of(n, self.src), self.layouts,
+                            self.src)
+        if sub is not None:
+            obj.fields[name] = sub
+            if obj.external:
+                self.members.setdefault(name, (self.segment, sub))
+
+    def element(self, arr: Obj, key) -> None:
+        """Place a struct element of a laid-out array (or of structs after a struct pointer)."""
+        if self.layouts is None or key in arr.fields or arr.elem is None:
+            return
+        if arr.external and self._member(arr, key) is not MISSING:
+            return
+        sub = element_object(arr, key[1] if isinstance(key[1], int) else None, self.layouts,
+                             self.src)
+        if sub is not None:
+            arr.fields[key] = sub
+
+    def cast(self, n: Node, v):
+        """A pointer into a laid-out object cast to another pointer type steps by the new
+        type's size: a view of the same bytes (what the view's elements hold is its own)."""
+        rv = resolve(v)
+        if self.layouts is None or not isinstance(rv, Ptr) or rv.obj.elem is None:
+            return v
+        typ = n.child_by_field_name("type")
+        decl = typ.child_by_field_name("declarator") if typ is not None else None
+        if decl is None or decl.type != "abstract_pointer_declarator":
+            return v
+        place = byte_place(rv)
+        size = 1 if text(typ.child_by_field_name("type")) == "void" else None
+        if size is None:
+            sizen = f"sizeof({text(typ)[:-1].strip()})" if text(typ).endswith("*") else ""
+            size = self._type_size(sizen) if sizen else None
+        if size is None or size == rv.obj.elem or place is None or place[0].layout is None:
+            return v
+        view = Obj(f"({text(typ)}){rv.obj.name}", stack=rv.obj.stack,
+                   external=rv.obj.external)
+        view.parent, view.base, view.elem = place[0], place[1], size
+        return Ptr(view)
+
+    def _type_size(self, sizeof_text: str) -> int | None:
+        unit = self.layouts.unit(self.src) if self.layouts is not None else None
+        if unit is None:
+            return None
+        try:
+            from dmalint.consteval import ConstEval
+            return ConstEval(unit).eval_text(sizeof_text)
+        except (RecursionError, ValueError, AttributeError):
+            return None
+
+    def cpu_store(self, r: Ref) -> None:
+        """A store into a laid-out object is a CPU write the cache sees."""
+        place = ref_place(r)
+        if place is not None:
+            root, off, size, name = place
+            self.cache.cpu_write(root, off, size, f"line {self.line}: {self.function_name()}() "
+                                 f"writes '{name}'", self.line)
+
+    def function_name(self) -> str:
+        """The function being replayed (the replayer knows; a bare interpreter does not)."""
+        return "the CPU"
+
     # -- lvalues --------------------------------------------------------------------------
     def lvalue(self, n: Node) -> Ref:
         t = n.type
@@ -204,8 +285,11 @@ class Interp:
                 return Ref(self.frame, name, True)
             return Ref(self.globals, name)
         if t == "field_expression":
-            base = self.eval(n.child_by_field_name("argument"))
-            return Ref(self.objof(base, text(n)), text(n.child_by_field_name("field")))
+            argn = n.child_by_field_name("argument")
+            obj = self.objof(self.eval(argn), text(n))
+            name = text(n.child_by_field_name("field"))
+            self.member(obj, name, n, argn)
+            return Ref(obj, name)
         if t == "subscript_expression":
             base = self.eval(n.child_by_field_name("argument"))
             idx = self.eval(n.child_by_field_name("index"))
@@ -213,7 +297,9 @@ class Interp:
             rb = resolve(base)
             off = rb.off if isinstance(rb, Ptr) else 0
             self.keep.append(idx)  # its id is part of the element's key
-            return Ref(obj, ("[]", _index(idx, off)))
+            key = ("[]", _index(idx, off))
+            self.element(obj, key)
+            return Ref(obj, key)
         if t == "pointer_expression" and text(n.child_by_field_name("operator")) == "*":
             base = self.eval(n.child_by_field_name("argument"))
             if isinstance(base, Ref):
@@ -260,12 +346,17 @@ class Interp:
             return self.ident(text(n))
         if t in ("field_expression", "subscript_expression") or (
                 t == "pointer_expression" and text(n.child_by_field_name("operator")) == "*"):
-            return self.load_ref(self.lvalue(n))
+            v = self.load_ref(self.lvalue(n))
+            return Ptr(v) if isinstance(v, Obj) and v.array else v  # an array decays
         if t == "pointer_expression":  # &x
             return self.address_of(n)
         if t == "cast_expression":
-            return self.eval(n.child_by_field_name("value"))
+            return self.cast(n, self.eval(n.child_by_field_name("value")))
         if t in ("sizeof_expression", "alignof_expression", "offsetof_expression"):
+            if t == "sizeof_expression" and self.layouts is not None:
+                size = self.layouts.sizeof(n, self.src)
+                if size is not None:
+                    return size
             key = ("sizeof", norm(text(n)))
             return self.memo.setdefault(key, self.fresh(text(n), nonzero=True))
         if t == "assignment_expression":
@@ -555,6 +646,8 @@ class Interp:
             handle = addr if ok else DMA_MAPPING_ERROR
             on_stack = isinstance(cpu, Ptr) and cpu.obj.stack or isinstance(cpu, Ref) and cpu.stack
             m.map(dev, handle, size, direction, a.debug_type, cpu, on_stack)
+            if ok:
+                self.cache_map(cpu, size, direction, handle)
             return self._deliver(a, vals, handle)
         if a.failure in ("zero", "negative"):  # scatter-gather
             count = self.role(roles, vals, "count")
@@ -616,6 +709,9 @@ class Interp:
                 m.foreign("unmap")
                 return 0
             m.unmap(dev, handle, size, direction, r.debug_type)
+            mapping = self.cache.find(handle)
+            if mapping is not None:
+                self.cache.unmap(mapping, self.call_line or self.line)
         return 0
 
     def check(self, ck, vals, n: Node):
@@ -637,8 +733,33 @@ class Interp:
             m.sync(dev, self.role(roles, vals, "cpu"), None, direction, s.to == "cpu", "sg",
                    nents=self.role(roles, vals, "count"))
         else:
-            m.sync(dev, self.role(roles, vals, "handle"), size, direction, s.to == "cpu")
+            handle = self.role(roles, vals, "handle")
+            m.sync(dev, handle, size, direction, s.to == "cpu")
+            mapping = self.cache.find(handle)
+            if mapping is not None and s.to == "cpu":
+                self.cache.for_cpu(mapping, self.call_line or self.line, "the sync for the CPU")
+            elif mapping is not None:
+                self.cache.for_device(mapping)
         return 0
+
+    def place(self, v) -> tuple | None:
+        """(outermost laid-out object, byte offset) a pointer value designates, or None."""
+        rv = resolve(v)
+        if isinstance(rv, Ref):
+            p = ref_place(rv)
+            return (p[0], p[1]) if p is not None else None
+        p = byte_place(rv)
+        if p is None or p[1] is None or p[0].layout is None:
+            return None
+        return p
+
+    def cache_map(self, cpu, size, direction, handle) -> None:
+        """A streaming map of bytes of a laid-out object: the cache cleans its lines."""
+        p = self.place(cpu)
+        if p is not None and isinstance(size, int) and not isinstance(size, bool) and size > 0:
+            d = direction if isinstance(direction, int) else None
+            self.cache.map(p[0], p[1], size, d, self.call_line or self.line,
+                           getattr(self, "site", 0) or self.line, handle)
 
     def transfer(self, b, vals) -> None:
         """A call that DMAs its buffer argument in the core: dma-debug checks that mapping."""

@@ -12,9 +12,11 @@ import re
 import networkx as nx
 
 from dmalint.cfg import CFG, build_cfg
+from dmalint.consteval import Target
 from dmalint.contracts.model import Contracts
 from dmalint.contracts.loader import load_macro_tables
 from dmalint.parse import FunctionDef, iter_functions, parse
+from dmalint.simulate.objects import Layouts
 from dmalint.source import SourceError, make_source
 
 _CALLS = re.compile(rb"\b([A-Za-z_]\w*)\s*\(")
@@ -28,7 +30,15 @@ class Program:
         self._cfgs: dict[int, CFG] = {}
         self._loops: dict[int, dict[int, frozenset[int]]] = {}
         self._headers: dict[str, dict] = {}  # header path -> its #defines
+        self._callers: dict[str, set[str]] | None = None
         self._reaches: dict[tuple[str, str], bool] = {}
+        self._layouts: dict[int, Layouts] = {}  # by DMA granule (it changes aligned layouts)
+
+    def layouts(self, granule: int) -> Layouts:
+        """The layout engine's view of the driver's structs for a DMA granule."""
+        if granule not in self._layouts:
+            self._layouts[granule] = Layouts(Target(dma_minalign=granule))
+        return self._layouts[granule]
 
     def _index(self) -> dict[str, list[tuple[object, FunctionDef]]]:
         if self._functions is None:
@@ -111,6 +121,41 @@ class Program:
                         out |= self.calls_from(c, depth - 1)
         self._reaches[key] = frozenset(out)
         return self._reaches[key]
+
+    def callers(self, name: str) -> list[str]:
+        """The driver's functions that call `name` directly."""
+        if self._callers is None:
+            rev: dict[str, set[str]] = {}
+            for fname, found in self._index().items():
+                body = found[0][1].body.text or b""
+                for m in set(_CALLS.findall(body)):
+                    rev.setdefault(m.decode(), set()).add(fname)
+            self._callers = rev
+        return sorted(self._callers.get(name, ()))
+
+    def address_taken(self, name: str) -> bool:
+        """Whether the driver uses `name` as a value (a callback it registers: `.complete =
+        foo`, request_irq(..., foo, ...)), not only calls it."""
+        key = ("address", name)
+        if key not in self._reaches:
+            pat = re.compile(rb"\b" + re.escape(name.encode()) + rb"\b(?!\s*\()")
+            self._reaches[key] = any(pat.search(src.code) for src in self.sources.values())
+        return self._reaches[key]
+
+    def async_roots(self, name: str, depth: int = 4) -> list[str]:
+        """The callbacks the driver registers from which `name` runs (itself included)."""
+        seen, frontier, out = {name}, [name], []
+        for _ in range(depth + 1):
+            nxt = []
+            for fn in frontier:
+                if self.address_taken(fn):
+                    out.append(fn)
+                for c in self.callers(fn):
+                    if c not in seen:
+                        seen.add(c)
+                        nxt.append(c)
+            frontier = nxt
+        return out
 
     def reaches(self, name: str, api: str, depth: int = 4) -> bool:
         """Whether calling `name` may lead to a call of `api` (through the driver's functions)."""

@@ -17,10 +17,11 @@ from tree_sitter import Node
 
 from dmalint.findings import Finding
 from dmalint.parse import text
+from dmalint.simulate.cache import Cache
 from dmalint.simulate.interp import GiveUp, Interp, norm
 from dmalint.simulate.program import Program
 from dmalint.simulate.values import truth
-from dmalint.simulate.witness import Segment, segments
+from dmalint.simulate.witness import Segment, cache_granule, segments
 
 STEP_BUDGET = 10000  # CFG nodes per finding, helpers included
 HELPER_BUDGET = 600  # CFG nodes per replayed helper call
@@ -69,6 +70,14 @@ class Replayer(Interp):
         self.history: dict[tuple[int, str], bool] = {}  # the witness's last decision per branch
         self.overrides: dict[tuple[int, str], bool] = {}  # witness branches replayed reversed
         self.extra_rounds = False  # running loop rounds the witness did not record
+        granule = cache_granule(finding)
+        self.cache = Cache(granule)
+        self.layouts = program.layouts(granule)
+
+    def function_name(self) -> str:
+        if self.stack:
+            return self.stack[-1]
+        return self.seg.function if self.seg is not None else self.f.function
 
     def find_define(self, name: str):
         return self.program.define(name, self.src)
@@ -83,7 +92,9 @@ class Replayer(Interp):
     def snapshot(self, what: str) -> None:
         if self.record:
             path = self.src.path if self.src is not None else self.f.path
-            self.steps.append((path, self.line, "  " * self.depth + what, self.model.table()))
+            self.steps.append((path, self.line, "  " * self.depth + what,
+                               self.model.table() + self.cache.table()
+                               + ["~ " + e for e in self.cache.drain()]))
 
     # -- segments --------------------------------------------------------------------------
     def run(self) -> Simulated:
@@ -398,6 +409,7 @@ class Replayer(Interp):
             self.journal = []
         mark = len(self.journal)
         cp = self.model.checkpoint()
+        ccp = self.cache.checkpoint()
         self.frame, self.src, self.hint_api = {}, src, hint
         self.depth += 1
         self.stack.append(name)
@@ -416,6 +428,7 @@ class Replayer(Interp):
                 raise
             self.rollback(mark)
             self.model.restore(cp)
+            self.cache.restore(ccp)
             self.notes.append(f"{name}() at line {saved[2]} not replayed: {why}")
             self.abandoned += 1
             return False, None

@@ -74,8 +74,14 @@ def show(f: Finding, sim: Simulated, out: TextIO) -> None:
     for path, line, what, table in sim.steps:
         out.write(f"    {os.path.basename(path)}:{line}: {what}\n")
         if table != last:
-            for entry in table or ["(no live entries)"]:
+            for entry in [e for e in table if not e.startswith(("cache: ", "~ "))] or \
+                    ["(no live entries)"]:
                 out.write(f"        live: {entry}\n")
+            for entry in table:
+                if entry.startswith("~ "):
+                    out.write(f"        cache event: {entry[2:]}\n")
+                elif entry.startswith("cache: "):
+                    out.write(f"        {entry}\n")
             last = table
     if sim.dmesg:
         out.write("  dmesg:\n")

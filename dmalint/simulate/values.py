@@ -27,6 +27,17 @@ class Obj:
         self.external = external  # reached from a parameter or a global: driver state
         self.fields: dict = {}
         self.id = next(Obj._ids)
+        # Laid out by the layout engine (dmalint.layout), when the replay knows its type: a
+        # struct's members by name, an array's elements by index, and where it lies inside the
+        # object that holds it (a member, an element).  None: not known, never guessed.
+        self.layout = None  # StructLayout of a struct or union
+        self.size: int | None = None
+        self.elem: int | None = None  # element size: arrays, and pointer steps over structs
+        self.elem_type = None  # the elements' CType (arrays), to lay out elements
+        self.array = False  # an array member: its value decays to a pointer to it
+        self.parent: Obj | None = None
+        self.base: int | None = None  # byte offset inside parent
+        self.member = ""  # the dotted member path from the outermost object ("rx_buf")
 
     def __repr__(self) -> str:
         return f"&{self.name}"
@@ -145,6 +156,31 @@ class Handle(int):
 
     def __repr__(self) -> str:
         return f"0x{int(self):x}"
+
+
+def root_of(obj: Obj) -> tuple[Obj, int | None]:
+    """The outermost object holding obj, and obj's byte offset in it (None: not known)."""
+    off: int | None = 0
+    while obj.parent is not None:
+        off = None if off is None or obj.base is None else off + obj.base
+        obj = obj.parent
+    return obj, off
+
+
+def byte_place(v) -> tuple[Obj, int | None] | None:
+    """Where a pointer points, in bytes: (outermost object, offset), for pointers into laid-out
+    objects; the offset is None when the replay cannot compute it (an unknown index)."""
+    v = resolve(v)
+    if isinstance(v, Obj):
+        v = Ptr(v)
+    if isinstance(v, Ptr):
+        root, off = root_of(v.obj)
+        if v.off == 0:
+            return root, off
+        if off is None or v.off is None or v.obj.elem is None:
+            return root, None
+        return root, off + v.off * v.obj.elem
+    return None
 
 
 def resolve(v):

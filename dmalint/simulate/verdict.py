@@ -7,6 +7,8 @@
                at driver unbind (PCI and pSeries VIO buses)
   refuted      the witness path is infeasible in the concrete state, or the model performed the
                predicted operation with every compared value decided and raised nothing
+               DMA024: the non-coherent cache model (cache.py, cacheverdict.py) loses bytes the
+               device wrote (data corruption; dma-debug has no message for it)
   unknown      an unsupported construct, an undecided branch or comparison, or the step budget
   static-only  no runtime counterpart in dma-debug (see STATIC_ONLY)
 """
@@ -19,10 +21,12 @@ import time
 from dataclasses import dataclass
 
 from dmalint.findings import Finding
+from dmalint.simulate.cacheverdict import make_cache_judge
 from dmalint.simulate.model import (MAP_ERR_CHECK_NOT_APPLICABLE, MAP_ERR_NOT_CHECKED, Report,
                                     _hex, _num)
 from dmalint.simulate.program import Program
 from dmalint.simulate.replay import Simulated, replay
+from dmalint.simulate.witness import cache_claim
 
 
 @dataclass(frozen=True)
@@ -63,8 +67,6 @@ STATIC_ONLY = {
     "DMA019": "dma-debug does not check allocation results",
     "DMA020": "dma-debug does not check the interrupt state",
     "DMA022": "dma-debug does not check allocation attributes",
-    "DMA024": "dma-debug's cacheline tracking sees only overlapping mappings, not CPU writes "
-              "to a neighbouring member",
     "DMA025": "advice, no runtime counterpart",
     "DMA026": "a claim about every function of the driver; at run time only the unbind check "
               "of PCI and VIO buses would show it",
@@ -249,6 +251,8 @@ def _kept_in(rp, entry) -> str | None:
 
 
 def make_judge(f: Finding):
+    if f.code == "DMA024":
+        return make_cache_judge(f, cache_claim(f))
     _, acq = _acquire(f)
     state: dict = {}
 

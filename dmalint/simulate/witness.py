@@ -61,3 +61,48 @@ def segments(f: Finding) -> list[Segment]:
     if not out:
         out.append(Segment(f.function, f.path))
     return out
+
+
+_CACHE_CLAIM = re.compile(
+    r"^'(?P<handle>.+?)' \((?P<struct>[^,]+?)\.(?P<member>[\w.\[\]]+), bytes (?P<lo>\d+)-(?P<hi>\d+)\)"
+    r" shares (?P<granule>\d+)-byte cache lines with (?P<neighbours>.*?)"
+    r"(?:; the CPU writes '(?P<written>[\w.\[\]]+)' in (?P<writer>\w+)\(\) \(line (?P<line>\d+)\))?"
+    r"(?: while the device may own the line)?; align", re.S)
+_NEIGHBOUR = re.compile(r"'([\w.\[\]]+)' \(bytes (\d+)-(\d+)\)")
+_GRANULE = re.compile(r"(\d+)-byte (?:cache )?lines")
+
+
+@dataclass(frozen=True)
+class CacheClaim:
+    """What a DMA024 finding claims: the buffer (its expression and struct member, its bytes by
+    the static layout), the granule, the neighbours sharing its lines, and a CPU write to one of
+    them somewhere in the driver (function and line), when the driver has one."""
+
+    handle: str
+    struct: str
+    member: str
+    static_range: tuple[int, int]
+    granule: int
+    neighbours: tuple[tuple[str, int, int], ...]
+    written: str | None = None
+    writer: str | None = None
+    writer_line: int | None = None
+
+
+def cache_claim(f: Finding) -> CacheClaim | None:
+    m = _CACHE_CLAIM.match(f.message)
+    if m is None:
+        return None
+    return CacheClaim(m["handle"], m["struct"], m["member"], (int(m["lo"]), int(m["hi"])),
+                      int(m["granule"]),
+                      tuple((n, int(a), int(b)) for n, a, b in _NEIGHBOUR.findall(m["neighbours"])),
+                      m["written"], m["writer"], int(m["line"]) if m["line"] else None)
+
+
+def cache_granule(f: Finding, default: int = 64) -> int:
+    """The DMA granule the analysis used (a DMA024 finding says it); the default otherwise."""
+    if f.code == "DMA024":
+        m = _GRANULE.search(f.message)
+        if m:
+            return int(m.group(1))
+    return default
