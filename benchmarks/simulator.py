@@ -1,9 +1,9 @@
 """The reference simulator on real code: verdict shares per rule, and the time it adds.
 
-    python benchmarks/simulator.py [--kernel KSRC] [--all] [-j 2] [--json-out FILE]
+    python benchmarks/simulator.py [--kernel KSRC] [--all | --dir DIR ...] [-j 2] [--json-out FILE]
 
 Runs `dmalint check --format json --no-cache --isolated` over drivers/net/ethernet (or all of
-drivers/ with --all) twice: with the simulator off (DMALINT_NO_SIMULATE=1) and on.  Prints, per
+drivers/ with --all, or the directories under KSRC given with --dir) twice: with the simulator off (DMALINT_NO_SIMULATE=1) and on.  Prints, per
 rule, the share of findings confirmed / refuted / unknown / static-only, and the CPU seconds
 (dmalint and its workers) and wall seconds each run took, and the CPU seconds the simulator
 itself spent (each worker reports them through DMALINT_SIM_TIMES).  On a shared machine the
@@ -28,7 +28,7 @@ VERDICTS = ("confirmed", "refuted", "unknown", "static-only")
 DMALINT = Path(sys.executable).with_name("dmalint")
 
 
-def timed_run(target: Path, jobs: int, simulate: bool, times: Path | None = None
+def timed_run(target: list[Path], jobs: int, simulate: bool, times: Path | None = None
               ) -> tuple[dict, float, float]:
     """(JSON report, CPU seconds of dmalint and its workers, wall seconds).  With `times`,
     the simulator writes the CPU seconds it spent in each worker there."""
@@ -41,7 +41,7 @@ def timed_run(target: Path, jobs: int, simulate: bool, times: Path | None = None
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.monotonic()
     done = subprocess.run([str(DMALINT), "check", "--format", "json", "--no-cache", "--isolated",
-                           "-j", str(jobs), str(target)], env=env, capture_output=True, text=True)
+                           "-j", str(jobs), *map(str, target)], env=env, capture_output=True, text=True)
     wall = time.monotonic() - start
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if done.returncode not in (0, 1, 2) or not done.stdout.strip():
@@ -71,13 +71,18 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--kernel", type=Path, default=DEFAULT_KERNEL)
     ap.add_argument("--all", action="store_true", help="all of drivers/ (minutes per run)")
+    ap.add_argument("--dir", action="append", default=[],
+                    help="a directory under KSRC (repeatable), e.g. drivers/iio")
     ap.add_argument("-j", "--jobs", type=int, default=2)
     ap.add_argument("--json-out", type=Path, help="keep the simulated run's JSON report here")
     args = ap.parse_args()
-    target = args.kernel / ("drivers" if args.all else "drivers/net/ethernet")
-    if not target.is_dir():
-        print(f"no such directory: {target}", file=sys.stderr)
-        return 2
+    targets = [args.kernel / d for d in args.dir] or \
+        [args.kernel / ("drivers" if args.all else "drivers/net/ethernet")]
+    for target in targets:
+        if not target.is_dir():
+            print(f"no such directory: {target}", file=sys.stderr)
+            return 2
+    target = targets
     times = Path(tempfile.mkstemp(prefix="dmalint-sim-", suffix=".txt")[1])
     plain, cpu0, wall0 = timed_run(target, args.jobs, simulate=False)
     report, cpu1, wall1 = timed_run(target, args.jobs, simulate=True, times=times)
@@ -86,7 +91,7 @@ def main() -> int:
     if args.json_out:
         args.json_out.write_text(json.dumps(report))
     findings = report["findings"]
-    print(f"{target}: {len(findings)} findings ({len(plain['findings'])} without the simulator)")
+    print(f"{' '.join(map(str, target))}: {len(findings)} findings ({len(plain['findings'])} without the simulator)")
     print_table(shares(findings))
     per = shares(findings)["all"]
     judged = sum(per.values()) - per["static-only"]

@@ -138,3 +138,33 @@ def test_handle_bits_are_not_facts():
     assert isinstance(it.binop("&", h, 1 << 27), Unknown)
     assert it.binop("==", h, Handle(0x10010000)) == 0
     assert it.binop("&", h, 1 << 27) is it.binop("&", h, 1 << 27)  # the same question, once
+
+
+def test_cacheline_tracking_of_overlapping_mappings():
+    """add_dma_entry(): two live mappings whose first L1 line is the same, the second not
+    DMA_TO_DEVICE and without DMA_ATTR_SKIP_CPU_SYNC."""
+    from dmalint.simulate.model import DmaDebug
+
+    m = DmaDebug()
+    m.map("dev", 0x1000, 16, 2, cpu="a", cacheline=("obj", 0))
+    m.map("dev", 0x2000, 16, 1, cpu="b", cacheline=("obj", 0))  # the device only reads: not tracked
+    assert m.reports == []
+    m.map("dev", 0x3000, 16, 2, cpu="c", cacheline=("obj", 0), skip_sync=True)
+    assert m.reports == []
+    m.map("dev", 0x4000, 16, 0, cpu="d", cacheline=("obj", 0))
+    assert [r.dmesg("drv") for r in m.reports] == [
+        "DMA-API: drv dev: cacheline tracking EEXIST, overlapping mappings aren't supported"]
+    m.unmap("dev", 0x1000, 16, 2)
+    m.unmap("dev", 0x4000, 16, 0)
+    m.unmap("dev", 0x3000, 16, 2)
+    m.map("dev", 0x5000, 16, 2, cpu="e", cacheline=("obj", 0))
+    assert sum("EEXIST" in r.text for r in m.reports) == 1  # the line is free again
+
+
+def test_rodata_mapping():
+    from dmalint.simulate.model import DmaDebug
+
+    m = DmaDebug()
+    m.map("dev", 0x1000, 4, 1, cpu="&rodata", rodata=True)
+    assert [r.text for r in m.reports] == [
+        "device driver maps memory from kernel text or rodata [addr=&rodata] [len=4]"]

@@ -167,8 +167,11 @@ def parse_contract_file(origin: str, text: str, into: dict) -> None:
             raise RuleFileError(origin, line, f"buffer '{fn}': device_reads must list some of its args")
         if pipe is not None and (not isinstance(pipe, int) or isinstance(pipe, bool) or pipe < 0):
             raise RuleFileError(origin, line, f"buffer '{fn}': pipe must be an argument index")
+        size = entry.get("size")
+        if size is not None and (not isinstance(size, int) or isinstance(size, bool) or size < 0):
+            raise RuleFileError(origin, line, f"buffer '{fn}': size must be an argument index")
         _add_unique(into["buffers"], fn, Buffer(fn, indices[0], f"{origin}:{line}", tuple(indices[1:]),
-                                                tuple(reads), pipe), origin, line)
+                                                tuple(reads), pipe, size), origin, line)
     for entry in data.get("buffer_member", []):
         member = _require_str(entry, "member", origin, None)
         line = loc.line_of(member)

@@ -86,6 +86,7 @@ class Buffer:
     more: tuple[int, ...] = ()  # further DMA'd arguments (a USB control request's setup packet)
     device_reads: tuple[int, ...] = ()  # arguments the device only reads (spi_write's data)
     pipe: int | None = None  # a USB pipe argument: a to-device pipe makes every buffer read-only
+    size: int | None = None  # the length of the data buffer (`arg`), in bytes
 
     @property
     def args(self) -> tuple[int, ...]:

@@ -42,6 +42,7 @@ class Mapping:
     writes: list = field(default_factory=list)  # CPU writes into its lines while live
     done: bool = False  # the device's transfer is complete
     concurrent: "Write | None" = None  # a CPU write elsewhere in the driver, run while it is live
+    note: str = ""  # an assumption the verdict must state
 
     @property
     def end(self) -> int:
@@ -266,8 +267,10 @@ class Cache:
             name = _root_name(m.root)
             for idx in self._span(m.off, m.size):
                 entry = self.lines.get((id(m.root), idx))
-                state = "not cached" if entry is None else ("dirty" if entry[1] else "clean")
                 lo, hi = max(m.off, idx * g), min(m.end, (idx + 1) * g)
+                if hi - lo == g and (entry is None or not entry[1]):
+                    continue  # a line the buffer fills, clean: nothing to see
+                state = "not cached" if entry is None else ("dirty" if entry[1] else "clean")
                 what = f"cache: {name} line {idx} (bytes {idx * g}-{(idx + 1) * g - 1}): {state}"
                 what += f"; bytes {lo}-{hi - 1} {'mapped ' + m.dir_name() if m.live else 'unmapped'}"
                 if entry is not None and entry[1]:

@@ -46,7 +46,10 @@ def make_cache_judge(f, claim: CacheClaim | None):
         if claim is None:
             return Simulated("unknown", "the finding's message does not say which buffer and lines")
         if kind in ("line", "return") and "mapping" not in state:
-            # the finding's statement has run (a `return usb_bulk_msg(...)` too)
+            # the finding's statement has run (a `return usb_bulk_msg(...)` too); a loop or
+            # branch whose body holds the line is not it
+            if not _is_the_statement(rp, claim):
+                return None
             out = _setup(f, claim, rp, state)
             if out is not None or kind == "line":
                 return out
@@ -61,6 +64,24 @@ def make_cache_judge(f, claim: CacheClaim | None):
 
 
 # -- at the finding's line -------------------------------------------------------------------------
+_BLOCKS = ("for_statement", "while_statement", "do_statement", "if_statement", "switch_statement",
+           "compound_statement")
+
+
+def _is_the_statement(rp, claim: CacheClaim) -> bool:
+    """Whether the CFG node just run is the finding's own statement (it names the buffer), not
+    a loop, a branch or a for-init whose block holds the line."""
+    node = rp.cfg.graph.nodes[rp.node] if rp.node is not None else {}
+    ast = node.get("ast")
+    if node.get("kind") == "assign":
+        own = text(node.get("lhs")) + text(node.get("rhs"))
+    elif ast is not None and ast.type not in _BLOCKS:
+        own = text(ast)
+    else:
+        return False
+    return norm(claim.handle) in norm(own)
+
+
 def _setup(f, claim: CacheClaim, rp, state: dict) -> Simulated | None:
     m = next((m for m in rp.cache.mappings if f.line in (m.site, m.line)), None)
     transfer = False
@@ -107,16 +128,26 @@ def _transfer_mapping(f, claim: CacheClaim, rp) -> Mapping | str:
     place = rp.place(v)
     if place is None:
         return _why_unplaced(f, claim, rp, mapped=False)
-    size = _extent(v)
-    if size is None:
+    extent = _extent(v)
+    direction, size = _transfer_call(rp, node)
+    if size is None or extent is not None and size > extent:
+        size = extent  # the transfer's length is not known: the member's bytes
+        state_note = f"the transfer's length is not known concretely: the {extent} bytes of " \
+                     f"'{claim.handle}'"
+    else:
+        state_note = ""
+    if size is None or size <= 0:
         return f"the size of '{claim.handle}' is not known concretely"
-    return rp.cache.map(place[0], place[1], size, _transfer_direction(rp, node), f.line, f.line)
+    m = rp.cache.map(place[0], place[1], size, direction, f.line, f.line)
+    m.note = state_note
+    return m
 
 
-def _transfer_direction(rp, node: Node) -> int | None:
-    """What the device does with a buffer the core DMAs: DMA_TO_DEVICE for an argument the
-    contracts say it only reads or a USB pipe the replay knows is a send pipe (also through a
-    variable), DMA_FROM_DEVICE for a receive pipe or an spi_transfer's rx_buf; None if unknown."""
+def _transfer_call(rp, node: Node) -> tuple[int | None, int | None]:
+    """(direction, length) of the transfer that DMAs `node`.  Direction: DMA_TO_DEVICE for an
+    argument the contracts say the device only reads or a USB pipe the replay knows is a send
+    pipe (also through a variable), DMA_FROM_DEVICE for a receive pipe or an spi_transfer's
+    rx_buf, None if unknown.  Length: the call's size argument when it is a known constant."""
     c = rp.c
     parent = node.parent
     while parent is not None and parent.type in ("parenthesized_expression", "cast_expression",
@@ -126,26 +157,30 @@ def _transfer_direction(rp, node: Node) -> int | None:
         field = text(parent.named_children[0]).lstrip(".") if parent.named_children else ""
         bm = c.buffer_members.get(field)
         if bm is not None:
-            return 1 if bm.device_reads else 2
+            return (1 if bm.device_reads else 2), None
     if parent is None or parent.type != "argument_list" or parent.parent is None:
-        return None
+        return None, None
     call = parent.parent
     b = c.buffers.get(text(call.child_by_field_name("function")))
     args = [a for a in parent.named_children if a.type != "comment"]
     index = next((i for i, a in enumerate(args) if a.id == node.id), None)
     if b is None or index is None:
-        return None
+        return None, None
+    size = None
+    if index == b.arg and b.size is not None and b.size < len(args):
+        value = rp.eval(args[b.size])
+        size = value if isinstance(value, int) and not isinstance(value, bool) else None
     if index in b.device_reads:
-        return 1
+        return 1, size
     if b.pipe is None or b.pipe >= len(args):
-        return None
+        return None, size
     pipe = rp.eval(args[b.pipe])
     called = getattr(pipe, "name", "").rstrip("()") or ""
     called = text(args[b.pipe].child_by_field_name("function")) \
         if args[b.pipe].type == "call_expression" else called
     if called in c.to_device_pipes:
-        return 1
-    return 2 if called.startswith("usb_rcv") else None
+        return 1, size
+    return (2 if called.startswith("usb_rcv") else None), size
 
 
 def _extent(v) -> int | None:
@@ -264,7 +299,8 @@ def _interleave(f, claim: CacheClaim, rp, m: Mapping, state: dict):
         state["interleaved"] = (f"{writer}(){via}, a callback the driver registers, is "
                                 "interleaved while the buffer is mapped (an interrupt, a "
                                 "completion, another CPU: nothing in the driver's call graph "
-                                "orders the two)")
+                                f"orders the two), writing the same {_name(m.root)} (assumed: "
+                                "the replay cannot tell two objects of one type apart there)")
         return ""
     return reasons[0]
 
@@ -280,6 +316,9 @@ def _ordered(f, rp, writer: str, line: int, member: str) -> str:
         return (f"{writer}() and {f.function}() call one another: the write to '{member}' "
                 f"(line {line}) comes before or after the mapping, not during it")
     roots = [r for r in prog.async_roots(writer) if not LIFECYCLE.search(r)]
+    if LIFECYCLE.search(writer):
+        return (f"{writer}() (line {line}, writes '{member}') sets the device up or tears it "
+                "down: its write is taken as ordered with the mapping")
     if not roots:
         return (f"{writer}() (line {line}, writes '{member}') is not reached from a callback the "
                 "driver registers other than set-up or tear-down ones (probe, init, open, "
@@ -398,17 +437,22 @@ def _finish(f, claim: CacheClaim, rp, state: dict, kind: str) -> Simulated | Non
         rp.snapshot(f"the device writes '{claim.handle}'; the dirty line is evicted")
     losses = [loss for loss in rp.cache.losses if loss.mapping is m]
     granule = rp.cache.granule
+    # What dma-debug itself prints at the map (cacheline tracking of an overlapping mapping,
+    # a buffer in rodata): shown with the verdict, never the verdict's evidence.
+    driver = f.path.replace("\\", "/").rsplit("/", 1)[-1].rsplit(".", 1)[0]
+    dmesg = [r.dmesg(driver) for r in rp.model.reports if f.line in (r.site, r.line)]
     if losses:
-        return Simulated("confirmed", _story(claim, m, losses[0], granule, state),
+        return Simulated("confirmed", _story(claim, m, losses[0], granule, state), dmesg,
                          steps=rp.steps)
     if m.writes or m.concurrent is not None and state.get("interleaved"):
         return Simulated("unknown", f"the CPU writes {m.writes[0].who if m.writes else 'a neighbour'}"
-                         " in the buffer's lines, but the cache model loses no byte on this path")
+                         " in the buffer's lines, but the cache model loses no byte on this path",
+                         dmesg)
     why = state.get("not_interleaved") or "no CPU write on the replayed path"
     neighbours = ", ".join(f"'{p}' (bytes {a}-{b - 1})" for p, a, b in state["shared"][:3])
     return Simulated("unknown", f"{_describe_lines(m, granule, 'the')} also hold "
                      f"{neighbours}, but the replay sees no CPU write to them while bytes "
-                     f"{m.off}-{m.end - 1} are mapped: {why}")
+                     f"{m.off}-{m.end - 1} are mapped: {why}", dmesg)
 
 
 def _mapped(m: Mapping, state: dict) -> str:
@@ -432,6 +476,9 @@ def _story(claim: CacheClaim, m: Mapping, loss, granule: int, state: dict) -> st
     if w is not None:
         alt = (f" (a CPU that invalidates the partly mapped line without cleaning it loses the "
                f"write to bytes {w.off}-{w.off + w.size - 1} instead)")
-    if state.get("interleaved"):
+    if state.get("interleaved") and w is not None and m.concurrent is not None \
+            and w.who == m.concurrent.who:
         text_ += "; " + state["interleaved"]
+    if getattr(m, "note", ""):
+        text_ += f" ({m.note})"
     return text_ + (alt or "")

@@ -162,6 +162,8 @@ class Interp:
                 if isinstance(r.key, tuple) else 0
             return v
         v = store[r.key] = self.fresh(str(r.key))
+        if isinstance(r.where, Obj) and isinstance(r.key, tuple) and not isinstance(r.key[1], int):
+            v.within = r.where  # what it points to lies inside the array, nobody knows where
         if isinstance(r.where, Obj) and r.where.external and isinstance(r.key, str):
             self.members.setdefault(r.key, (self.segment, v))
         return v
@@ -341,7 +343,9 @@ class Interp:
         if t == "null":
             return 0
         if t in ("string_literal", "concatenated_string"):
-            return Ptr(Obj("rodata"))
+            obj = Obj("rodata")
+            obj.rodata = True  # check_for_illegal_area(): a literal lies in .rodata
+            return Ptr(obj)
         if t == "identifier":
             return self.ident(text(n))
         if t in ("field_expression", "subscript_expression") or (
@@ -645,7 +649,12 @@ class Interp:
         if a.failure == "check":
             handle = addr if ok else DMA_MAPPING_ERROR
             on_stack = isinstance(cpu, Ptr) and cpu.obj.stack or isinstance(cpu, Ref) and cpu.stack
-            m.map(dev, handle, size, direction, a.debug_type, cpu, on_stack)
+            rodata = isinstance(cpu, Ptr) and getattr(cpu.obj, "rodata", False)
+            skip = self.c.constants.get("DMA_ATTR_SKIP_CPU_SYNC", 0)
+            skip_sync = isinstance(attrs, int) and bool(attrs & skip) or \
+                not isinstance(attrs, int)  # attributes not known: do not claim the message
+            m.map(dev, handle, size, direction, a.debug_type, cpu, on_stack, rodata,
+                  self.cacheline(cpu), skip_sync)
             if ok:
                 self.cache_map(cpu, size, direction, handle)
             return self._deliver(a, vals, handle)
@@ -752,6 +761,13 @@ class Interp:
         if p is None or p[1] is None or p[0].layout is None:
             return None
         return p
+
+    def cacheline(self, cpu):
+        """dma-debug's cacheline number of a buffer: its first L1 line (objects are taken to
+        start on a line, as kmalloc'd memory does on the machines where this matters)."""
+        p = self.place(cpu)
+        l1 = self.layouts.target.l1_line if self.layouts is not None else 64
+        return (id(p[0]), p[1] // l1) if p is not None else None
 
     def cache_map(self, cpu, size, direction, handle) -> None:
         """A streaming map of bytes of a laid-out object: the cache cleans its lines."""

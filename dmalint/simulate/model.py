@@ -67,6 +67,7 @@ class Entry:
     map_err: str = MAP_ERR_CHECK_NOT_APPLICABLE
     line: int = 0
     site: int = 0  # the line in the replayed function whose call made it (helpers)
+    cacheline: object = None  # its first L1 line, when the replay knows where the buffer lies
 
     def describe(self) -> str:
         out = (f"[{TYPE_NAMES.get(self.type, self.type)}] dev={self.dev} addr={_hex(self.addr)} "
@@ -174,16 +175,27 @@ class DmaDebug:
 
     # -- map / alloc ---------------------------------------------------------------------------
     def map(self, dev, addr, size, direction, type_: str = "single", cpu=None,
-            on_stack: bool = False) -> None:
-        """debug_dma_map_page / debug_dma_map_single / debug_dma_map_resource."""
+            on_stack: bool = False, rodata: bool = False, cacheline=None,
+            skip_sync: bool = False) -> None:
+        """debug_dma_map_page / debug_dma_map_single / debug_dma_map_resource: check_for_stack,
+        check_for_illegal_area, then add_dma_entry with its cacheline tracking."""
         self._op("map")
         if on_stack:
             self._err(dev, f"device driver maps memory from stack [addr={cpu}]")
+        if rodata:
+            self._err(dev, "device driver maps memory from kernel text or rodata "
+                      f"[addr={cpu}] [len={_num(size)}]")
         if same(addr, DMA_MAPPING_ERROR):
             return  # the kernel adds no entry for a failed mapping
-        self.entries[(dev, addr)] = Entry(dev, addr, size, type_, direction, cpu,
-                                          map_err=MAP_ERR_NOT_CHECKED, line=self.line,
-                                          site=self.site or self.line)
+        entry = Entry(dev, addr, size, type_, direction, cpu, map_err=MAP_ERR_NOT_CHECKED,
+                      line=self.line, site=self.site or self.line)
+        # active_cacheline_insert(): the mapping's first L1 line, unless the device only reads
+        if cacheline is not None and same(direction, DMA_TO_DEVICE) is False:
+            entry.cacheline = cacheline
+            if any(e.cacheline == cacheline for e in self.entries.values()) and not skip_sync:
+                self._err(dev, "cacheline tracking EEXIST, overlapping mappings aren't "
+                          "supported")
+        self.entries[(dev, addr)] = entry
 
     def map_sg(self, dev, sg, nents, mapped, direction) -> None:
         """debug_dma_map_sg: one entry per mapped segment; keyed here by the list itself."""

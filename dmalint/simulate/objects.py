@@ -84,7 +84,14 @@ class Layouts:
             if typ is not None:
                 return unit.type_size(typ)
             value = n.child_by_field_name("value")
-            return unit.expr_size(value) if value is not None else None
+            if value is None:
+                return None
+            size = unit.expr_size(value)
+            inner = value.named_children[-1] if value.type == "parenthesized_expression" and \
+                value.named_children else value
+            if size is None and inner.type == "identifier" and unit.expr_type(inner) is None:
+                size = unit.type_size(inner)  # sizeof(u32): a type name the parser took for a value
+            return size
         except (RecursionError, ValueError, AttributeError):
             return None
 

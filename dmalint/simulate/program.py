@@ -20,6 +20,7 @@ from dmalint.simulate.objects import Layouts
 from dmalint.source import SourceError, make_source
 
 _CALLS = re.compile(rb"\b([A-Za-z_]\w*)\s*\(")
+_NOT_CODE = re.compile(rb'/\*.*?\*/|//[^\n]*|"(?:\\.|[^"\\\n])*"', re.S)
 
 
 class Program:
@@ -31,6 +32,7 @@ class Program:
         self._loops: dict[int, dict[int, frozenset[int]]] = {}
         self._headers: dict[str, dict] = {}  # header path -> its #defines
         self._callers: dict[str, set[str]] | None = None
+        self._stripped: list[bytes] | None = None
         self._reaches: dict[tuple[str, str], bool] = {}
         self._layouts: dict[int, Layouts] = {}  # by DMA granule (it changes aligned layouts)
 
@@ -139,8 +141,14 @@ class Program:
         key = ("address", name)
         if key not in self._reaches:
             pat = re.compile(rb"\b" + re.escape(name.encode()) + rb"\b(?!\s*\()")
-            self._reaches[key] = any(pat.search(src.code) for src in self.sources.values())
+            self._reaches[key] = any(pat.search(code) for code in self._code_only())
         return self._reaches[key]
+
+    def _code_only(self) -> list[bytes]:
+        """The sources without comments and string literals (a name in a comment is no use)."""
+        if self._stripped is None:
+            self._stripped = [_NOT_CODE.sub(b" ", src.code) for src in self.sources.values()]
+        return self._stripped
 
     def async_roots(self, name: str, depth: int = 4) -> list[str]:
         """The callbacks the driver registers from which `name` runs (itself included)."""

@@ -379,6 +379,16 @@ class Replayer(Interp):
         if succ is None and isinstance(v, int):
             succ = next(nxt for _, nxt, e in g.out_edges(node, data=True)
                         if None in e.get("cases", []))
+        if succ is None and self.final and self.depth == 0 and not self.visited_line:
+            # The witness went through this switch to the finding's line: when only one case
+            # leads there, it is the one it took.
+            leads = {nxt for _, nxt, _ in g.out_edges(node, data=True)
+                     if any(g.nodes[m].get("line") == self.f.line
+                            for m in {nxt} | nx.descendants(g, nxt))}
+            if len(leads) == 1:
+                succ = leads.pop()
+                self.notes.append(f"took the case of the switch at line {self.line} that "
+                                  f"reaches line {self.f.line}, as the witness does")
         if succ is None:
             raise Undecided(f"switch at line {self.line} is not decided")
         if self.depth == 0:

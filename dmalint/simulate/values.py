@@ -50,11 +50,14 @@ class Unknown:
         self.name = name
         self.nonzero = nonzero
         self._obj: Obj | None = None
+        self.within: Obj | None = None  # an array element at an index the replay does not know
 
     @property
     def obj(self) -> Obj:
         if self._obj is None:
             self._obj = Obj(f"*({self.name})", external=True)
+            if self.within is not None:  # somewhere inside that array: no byte place
+                self._obj.parent, self._obj.base = self.within, None
         return self._obj
 
     def decide_eq(self, other) -> bool | None:
