@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from bisect import bisect_left
 from collections import Counter
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -45,8 +46,33 @@ class FileResult:
 
 @lru_cache(maxsize=8)
 def _api_pattern(names: frozenset[str]) -> re.Pattern[bytes]:
-    alt = b"|".join(re.escape(n.encode()) for n in sorted(names, key=len, reverse=True))
-    return re.compile(rb"\b(?:" + alt + rb")\s*\(")
+    return re.compile(rb"\b(?:" + _alternation(names) + rb")\s*\(")
+
+
+def _alternation(names: frozenset[str]) -> bytes:
+    """A regex matching exactly the names, written as a trie (`dma_(?:map_s(?:g|ingle)|..)`):
+    Python's engine tries a plain `a|b|c` alternative by alternative at every position, which
+    made scanning for the API's 60 names run at 30 MB/s; the trie gives up after a character
+    or two where nothing can match (about 3 times faster), and every source byte of a run is
+    scanned this way at least once."""
+    trie: dict = {}
+    for name in names:
+        node = trie
+        for ch in name.encode():
+            node = node.setdefault(ch, {})
+        node[None] = True
+
+    def emit(node: dict) -> bytes:
+        branches = [re.escape(bytes([ch])) + emit(sub)
+                    for ch, sub in sorted((k, v) for k, v in node.items() if k is not None)]
+        if not branches:
+            return b""
+        if len(branches) == 1 and None not in node:
+            return branches[0]
+        group = b"(?:" + b"|".join(branches) + b")"
+        return group + b"?" if None in node else group
+
+    return emit(trie) if names else b"(?!)"
 
 
 def analyse_source(src: SourceFile, contracts: Contracts, registry: Registry,
@@ -119,12 +145,17 @@ def analyse_unit(sources: list[SourceFile], contracts: Contracts, registry: Regi
     by_path = {src.path: src for src in sources}
     for src, functions in parsed:
         result = results[src.path] = FileResult(src.path)
+        # Where the file calls the API: one scan of the file, not one per function.
+        calls_at = [m.start() for m in pattern.finditer(src.code)]
+        views_at = [m.start() for m in cpu_views.finditer(src.code)]
         for fn in functions:
             result.functions += 1
             if fn.damaged:
                 result.damaged += 1
-            body = src.code[fn.node.start_byte : fn.node.end_byte]
-            if not pattern.search(body) and not any(c in body for c in cookie_names):
+            start, end = fn.node.start_byte, fn.node.end_byte
+            calls_api = _any_within(calls_at, start, end)
+            if not calls_api and not (cookie_names and any(
+                    c in src.code[start:end] for c in cookie_names)):
                 continue
             line = fn.node.start_point[0] + 1
             if fn.damaged:
@@ -137,7 +168,7 @@ def analyse_unit(sources: list[SourceFile], contracts: Contracts, registry: Regi
                                         members, buffers, cookies)
             for event in explorer.events_out:
                 result.findings.append(to_finding(event, src, registry))
-            if cpu_views.search(body):
+            if _any_within(views_at, start, end):
                 for event in cpu_access(fn, explorer.cfg, src):
                     result.findings.append(to_finding(event, src, registry))
             records.append(FunctionRecord(fn.name, src.path, explorer.ev.field_log,
@@ -179,6 +210,12 @@ def analyse_unit(sources: list[SourceFile], contracts: Contracts, registry: Regi
     return [results[src.path] for src in sources]
 
 
+def _any_within(positions: list[int], start: int, end: int) -> bool:
+    """Whether a sorted list of byte offsets has one in [start, end)."""
+    i = bisect_left(positions, start)
+    return i < len(positions) and positions[i] < end
+
+
 def _member_buffer_records(parsed, contracts: Contracts, structs: StructIndex) -> list[FunctionRecord]:
     """Buffers stored into transfer descriptors (`.rx_buf = st->rx`), as records the cache-line
     rule reads: any function of the unit may build a transfer, DMA API calls or not."""
@@ -204,8 +241,7 @@ def _member_buffer_records(parsed, contracts: Contracts, structs: StructIndex) -
 @lru_cache(maxsize=8)
 def mention_pattern(names: frozenset[str]) -> re.Pattern[bytes]:
     """Any of the names as a whole word (to find files worth reading)."""
-    alt = b"|".join(re.escape(n.encode()) for n in sorted(names, key=len, reverse=True))
-    return re.compile(rb"\b(?:" + alt + rb")\b")
+    return re.compile(rb"\b(?:" + _alternation(names) + rb")\b")
 
 
 def analyse_function(fn: FunctionDef, src: SourceFile, contracts: Contracts, budget: int,

@@ -90,7 +90,37 @@ class CFGBuilder:
                 self.labels[name] = self._new("join", lab, label=name)
         first = self.stmt(body, self.exit, _Context())
         self._edge(entry, first)
+        self._mark_goto_loops()
         return CFG(self.g, entry, self.exit, dict(self.labels))
+
+    def _mark_goto_loops(self) -> None:
+        """A label that a later `goto` jumps back to heads a loop too (`restart: ... goto
+        restart;`): mark it like a for/while head, with the variables its cycle assigns, so
+        the explorer widens there.  Without it `work_done += f()` around such a loop gives a
+        new value on every round and the exploration never converges."""
+        heads = [n for n in self.labels.values() if not self.g.nodes[n].get("loop")]
+        if not heads:
+            return
+        # Only cycles that pass no for/while head: a label inside a loop's body is on that
+        # loop's cycle, and the loop head already widens it.
+        plain = self.g.subgraph([n for n, d in self.g.nodes(data=True) if not d.get("loop")])
+        for component in nx.strongly_connected_components(plain):
+            inside = [n for n in heads if n in component]
+            if not inside:
+                continue
+            if len(component) == 1 and not self.g.has_edge(inside[0], inside[0]):
+                continue
+            roots: set[str] = set()
+            for n in component:
+                data = self.g.nodes[n]
+                ast = data.get("ast")
+                if ast is not None and data["kind"] != "join":
+                    roots |= assigned_roots(ast)
+                elif data["kind"] == "assign":
+                    roots |= assigned_roots(data["lhs"])
+            for n in inside:
+                self.g.nodes[n]["loop"] = True
+                self.g.nodes[n]["modified"] = frozenset(roots)
 
     # -- statements --------------------------------------------------------------------------
     def seq(self, stmts: list[Node], succ: int, ctx: _Context) -> int:
@@ -341,22 +371,35 @@ def build_cfg(body: Node, transparent: frozenset[str] = frozenset(),
 
 
 def assigned_roots(loop: Node) -> frozenset[str]:
-    """Variables a loop may change: roots of assignment targets and of ++/--, and anything whose
-    address is taken (a callee may write it).  Loop heads widen only these."""
+    """What a loop may change, for the loop head to widen: the name of a variable assigned
+    itself (`x = ..`, `x++`, `&x` passed on: a callee may write it), and `name.` for a variable
+    only some of whose members or elements are assigned (`p->len = ..`, `buf[i] = ..`): then
+    the values stored under it change but the variable (the pointer p) does not.  Taking the
+    address of storage behind a pointer (`&p->lock`) changes neither."""
     out: set[str] = set()
     stack = [loop]
     while stack:
         n = stack.pop()
         target = None
+        address = False
         if n.type == "assignment_expression":
             target = n.child_by_field_name("left")
         elif n.type == "update_expression":
             target = n.child_by_field_name("argument")
         elif n.type == "pointer_expression" and text(n.child_by_field_name("operator")) == "&":
             target = n.child_by_field_name("argument")
+            address = True
         elif n.type == "init_declarator":
             target = n.child_by_field_name("declarator")
+        inner = False  # the target is inside the variable (a member or element), not itself
+        through_pointer = False
         while target is not None and target.type not in ("identifier",):
+            if target.type == "field_expression":
+                inner = True
+                if text(target.child_by_field_name("operator")) == "->":
+                    through_pointer = True
+            elif target.type in ("subscript_expression", "pointer_expression"):
+                inner = True
             nxt = None
             for field in ("argument", "declarator", "value"):
                 nxt = target.child_by_field_name(field)
@@ -365,8 +408,8 @@ def assigned_roots(loop: Node) -> frozenset[str]:
             if nxt is None and target.named_child_count:
                 nxt = target.named_children[0]
             target = nxt
-        if target is not None:
-            out.add(text(target))
+        if target is not None and not (address and through_pointer):
+            out.add(text(target) + "." if inner else text(target))
         stack.extend(n.named_children)
     return frozenset(out)
 

@@ -162,3 +162,33 @@ def test_iterator_macro_body_is_a_loop_body():
     (use,) = [n for n in cfg.graph if labels(cfg, n) == "stmt:use(e)"]
     heads = [n for n in cfg.graph if cfg.node(n).get("loop")]
     assert heads and heads[0] in nx.descendants(cfg.graph, use)
+
+
+def test_backward_goto_label_heads_a_loop():
+    cfg = cfg_of("int w = 0; again: w += a; if (w < b) goto again; return w;")
+    heads = [n for n in cfg.graph if cfg.node(n).get("loop")]
+    assert [cfg.node(n).get("label") for n in heads] == ["again"]
+    assert cfg.node(heads[0])["modified"] == frozenset({"w"})
+
+
+def test_forward_goto_label_is_not_a_loop_head():
+    cfg = cfg_of("if (a) goto out; b = 1; out: return b;")
+    assert not [n for n in cfg.graph if cfg.node(n).get("loop")]
+
+
+def test_label_inside_a_while_body_is_left_to_the_while_head():
+    cfg = cfg_of("while (a) { next: a--; if (b) { b = 0; goto next; } } return 0;")
+    heads = {cfg.node(n).get("label") for n in cfg.graph if cfg.node(n).get("loop")}
+    # the goto makes a cycle of its own (next -> a-- -> if b -> goto next): it heads a loop;
+    # the while head is there too
+    assert heads == {None, "next"}
+
+
+def test_assigned_roots_tells_a_variable_from_its_members():
+    from dmalint.cfg import assigned_roots
+    tree = parse(b"void f(struct s *p, int *q) { int i; i++; p->len = 1; q[2] = 0; "
+                 b"g(&p->lock); h(&i); }")
+    fn = next(iter_functions(tree.root_node))
+    # i is assigned and its address taken; only p's members and q's elements change;
+    # &p->lock exposes nothing of p itself
+    assert assigned_roots(fn.body) == frozenset({"i", "p.", "q."})

@@ -63,7 +63,7 @@ class Scope:
         """Whether a fact about the value at path can decide a later condition."""
         if len(path) == 1:
             return path[0] in self.locals or path_text(path) in self.repeated_tests
-        return path_text(path) in self.repeated_tests
+        return path_text(path) in self.repeated_tests and self.tracks(path)
 
     def is_local_storage(self, path: Path) -> bool:
         """True when the path is memory of this function's frame (lost at return)."""

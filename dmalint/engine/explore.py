@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import gc
 from collections import Counter, deque
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from tree_sitter import Node
 
@@ -19,7 +19,7 @@ from dmalint.cfg import CFG, assigned_roots
 from dmalint.contracts.model import Contracts
 from dmalint.engine import facts
 from dmalint.engine.evaluate import Evaluator, Scope
-from dmalint.engine.liveness import live_variables
+from dmalint.engine.liveness import live_variables, relevance
 from dmalint.engine.state import FAILED, LIVE, Region, State
 from dmalint.engine.values import TOP, ZERO, Addr, Chk, Lin, Res, Value
 from dmalint.findings import Event
@@ -103,12 +103,22 @@ class Explorer:
 
     def _run(self) -> ExploreResult:
         g = self.cfg.graph
-        live = live_variables(self.cfg)
+        # What the explorer may forget at each node: variables no later statement reads, and
+        # those whose values cannot matter to a verdict (liveness.relevant_roots).
+        relevant, fields = relevance(self.cfg, self._is_api,
+                                     frozenset(key[-1] for key in self.ev.cookie_keys))
+        live = {n: names & relevant for n, names in live_variables(self.cfg).items()}
+        self.ev.scope = replace(self.ev.scope, relevant_fields=self.ev.scope.relevant_fields & fields)
         # The graph's attributes in plain lists, looked up once: networkx views cost a few
         # calls per lookup, and every dequeued state asks for its node and successors.
         nodes = dict(g.nodes(data=True))
         self._succ = {n: [(s, e.get("branch"), bool(e.get("abort"))) for s, e in g.adj[n].items()]
                       for n in nodes}
+        # States are compared (and first stripped of what no longer matters) only where paths
+        # meet: a node with one predecessor gets one state per state of that predecessor, so
+        # comparing there would find nothing the predecessor's comparison did not.  Every
+        # cycle passes a node with two predecessors, so exploration still ends.
+        merges = {n for n, data in nodes.items() if g.in_degree(n) != 1 or data.get("loop")}
         start = State()
         start.step(self.cfg.node(self.cfg.entry)["line"], "enter", f"enter {self.function}()")
         work = deque([(self.cfg.entry, start)])
@@ -128,14 +138,15 @@ class Explorer:
                 visits[node] += 1
                 if visits[node] > WIDEN_AFTER:
                     if node not in modified:
-                        modified[node] = assigned_roots(data["ast"])
+                        modified[node] = data.get("modified") or assigned_roots(data["ast"])
                     st = st.copy()  # the popped state may be shared with queued siblings
                     self._widen(st, node, modified[node])
-            st = _forget_dead(st, live[node])
-            key = (node, st.key())
-            if key in seen:
-                continue
-            seen.add(key)
+            if node in merges:
+                st = _forget_dead(st, live[node])
+                key = (node, st.key())
+                if key in seen:
+                    continue
+                seen.add(key)
             for succ, nxt in self._transfer(node, data, st):
                 work.append((succ, nxt))
         for ast, leak_st, reg, line, family in self.deferred_leaks:
@@ -147,6 +158,15 @@ class Explorer:
                     line, reg, tuple(leak_st.steps()), self.c.release_for(family),
                     frozenset(self.ev.field_log.keys_of_region.get(reg.rid, ()))))
         return ExploreResult(sorted(self.events.values(), key=lambda e: (e.line, e.kind)), complete)
+
+    def _is_api(self, name: str) -> bool:
+        """Whether a call may act on a DMA region: the API, a summarised helper, a function
+        that maps its buffer argument, or a kernel idiom that takes over a release."""
+        c = self.c
+        return (name in c.acquires or name in c.releases or name in c.checks or name in c.syncs
+                or name in c.mmaps or name in c.buffers or name in self.ev.summaries
+                or name in self.ev.buffer_params or name in c.core.managed_actions
+                or name in c.core.borrows)
 
     def _transfer(self, node: int, data: dict, st: State):
         """(successor, state) pairs; edges into a noreturn call's abort are left out (the path
@@ -243,12 +263,27 @@ class Explorer:
         st.regions[reg.rid] = reg.but(wrong_test=True)
 
     def _widen(self, st: State, node: int, modified: frozenset[str]) -> None:
-        """Forget the integer values the loop keeps changing (and what is known of them)."""
+        """Forget the integer values the loop keeps changing (and what is known of them).
+
+        `modified` names variables the loop assigns (`x`) and those whose members or elements
+        it assigns (`x.`); a pointer holding &obj on this path has obj's members changed."""
+        inside = [(name[:-1],) for name in modified if name.endswith(".")]
+        for root in list(inside):
+            held = st.env.get(root)
+            if isinstance(held, Addr):
+                inside.append(held.path)
         for path, v in list(st.env.items()):
-            if path[0] in modified and isinstance(v, (Lin, Addr)) and \
-                    not (isinstance(v, Lin) and v.single() and v.single()[0][0] == "widen"):
+            # A value already widened stays (so the loop converges); `k * widened` (i <<= 1
+            # after widening) is widened again, or the coefficient would grow for ever.
+            changed = path[0] in modified or \
+                any(len(path) > len(p) and path[:len(p)] == p for p in inside)
+            if changed and isinstance(v, (Lin, Addr)) and \
+                    not (isinstance(v, Lin) and v.single() and v.single()[0][0] == "widen"
+                         and v.single()[1] == 1):
                 st.env[path] = Lin.sym(("widen", node) + path)
-        for sym in [s for s in st.facts if s[0] == "init" and s[1] in modified]:
+        for sym in [s for s in st.facts if s[0] == "init" and
+                    (s[1] in modified or any(len(s) > len(p) + 1 and s[1:len(p) + 1] == p
+                                             for p in inside))]:
             del st.facts[sym]
 
     # -- conditions --------------------------------------------------------------------------

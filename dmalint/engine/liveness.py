@@ -8,7 +8,9 @@ state is compared, everything about dead variables is dropped.
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Callable
 
+import networkx as nx
 from tree_sitter import Node
 
 from dmalint.cfg import CFG
@@ -78,3 +80,185 @@ def _uses_defs(data: dict) -> tuple[set[str], set[str]]:
         else:
             collect_identifiers(target, uses)
     return uses, defs
+
+
+
+def relevance(cfg: CFG, is_api: Callable[[str], bool],
+              watched_fields: frozenset[str] = frozenset()) -> tuple[frozenset[str], frozenset[str]]:
+    """The variables and the struct members whose values can matter to a verdict; the explorer
+    forgets the others, so that paths differing only in them (counters, masks, ring cursors,
+    feature flags tested once) merge.
+
+    A name matters when a statement or condition that calls the API (or a helper summarised as
+    doing so: `is_api`) uses its value, or one naming a watched member (cookies); when it is
+    returned (errno conventions); when two or more conditions test it and one of them decides
+    whether an API call runs (`if (use_dma) map ... if (use_dma) unmap`); when its address is
+    taken (it may be written behind our back); and, closing over assignments, when it feeds a
+    name that matters or is fed by one computed from the API's results.  A member that is only
+    the base of a longer access (`ring->cur` in `ring->cur->dma`) does not matter by that use:
+    the access names the same storage whatever the base's value.  Flow-insensitive and
+    over-inclusive by design: keeping a name costs only time.
+
+    Returns (variables, members); members are bare field names."""
+    g = cfg.graph
+    relevant: set[str] = set()  # variables, and members as ".name"
+    derived: set[str] = set()  # names holding (something computed from) an API result
+    tests: dict[str, list[int]] = {}
+    flows: list[tuple[str, frozenset[str]]] = []  # (assigned name, names the value comes from)
+    api_nodes: set[int] = set()
+    assigned: dict[int, set[str]] = {}  # node -> names it assigns
+    for n, data in g.nodes(data=True):
+        kind = data["kind"]
+        if kind == "assign":
+            asts = [data["lhs"], data["rhs"]]
+            assigns = [(data["lhs"], data["rhs"])]
+        else:
+            ast = data.get("ast")
+            if ast is None or kind not in ("stmt", "cond", "return", "switch"):
+                continue
+            if kind == "stmt" and data.get("declaration_only"):
+                continue
+            asts, assigns = [ast], []
+        names: set[str] = set()
+        fields: set[str] = set()
+        calls: set[str] = set()
+        for ast in asts:
+            _scan(ast, names, fields, calls, assigns, relevant)
+        if kind in ("cond", "switch"):
+            for name in names:
+                tests.setdefault(name, []).append(n)
+        if any(is_api(c) for c in calls) or (fields & watched_fields):
+            api_nodes.add(n)
+        if kind == "return" or n in api_nodes:
+            relevant |= names
+            derived |= names
+        for lhs, rhs in assigns:
+            target = _target(lhs)
+            if target is None:
+                continue
+            assigned.setdefault(n, set()).add(target)
+            sources: set[str] = set()
+            _scan(rhs, sources, sources, set(), [], set())
+            _scan(lhs, sources, set(), set(), [], set())  # indices and bases: buf[i] = x uses i
+            sources.discard(target)
+            flows.append((target, frozenset(sources)))
+    # Conditions matter when they decide whether an API call runs, or an assignment to a
+    # name that matters (`if (want) { map; mapped = true; } ... if (mapped) unmap`).
+    decider = _Deciders(cfg)
+    while True:
+        changed = True
+        while changed:
+            changed = False
+            for target, sources in flows:
+                if target in relevant and not sources <= relevant:
+                    relevant |= sources
+                    changed = True
+                if target not in derived and sources & derived:
+                    derived.add(target)
+                    relevant.add(target)
+                    changed = True
+        targets = api_nodes | {n for n, names in assigned.items() if names & relevant}
+        grown = False
+        for name, at in tests.items():
+            if name not in relevant and any(decider.decides(c, targets) for c in at):
+                relevant.add(name)
+                grown = True
+        if not grown:
+            break
+    return (frozenset(n for n in relevant if not n.startswith(".")),
+            frozenset(n[1:] for n in relevant if n.startswith(".")))
+
+
+class _Deciders:
+    """Whether a condition decides if some target node runs: from one of its successors a
+    target is reached before the condition's immediate post-dominator (where both branches
+    meet again).  Each condition's region is walked once and kept."""
+
+    def __init__(self, cfg: CFG):
+        self.g = cfg.graph
+        try:
+            self.ipdom = nx.immediate_dominators(self.g.reverse(copy=False), cfg.exit)
+        except (nx.NetworkXError, KeyError):
+            self.ipdom = {}
+        self.regions: dict[int, frozenset[int]] = {}
+
+    def decides(self, cond: int, targets: set[int]) -> bool:
+        region = self.regions.get(cond)
+        if region is None:
+            stop = self.ipdom.get(cond)
+            seen: set[int] = set()
+            stack = list(self.g.successors(cond))
+            while stack:
+                m = stack.pop()
+                if m in seen or m == stop or m == cond:
+                    continue
+                seen.add(m)
+                stack.extend(self.g.successors(m))
+            region = self.regions[cond] = frozenset(seen)
+        return not region.isdisjoint(targets)
+
+
+def _scan(node: Node, names: set[str], fields: set[str], calls: set[str],
+          assigns: list, address_taken: set[str]) -> None:
+    """Collect what an expression uses as values: variables, members (".name", not those
+    only used as the base of a longer access), called names; its assignments; the variables
+    whose address it takes."""
+    stack = [node]
+    while stack:
+        n = stack.pop()
+        t = n.type
+        if t == "identifier":
+            names.add(text(n))
+        elif t == "field_expression":
+            parent = n.parent
+            if not (parent is not None and parent.type in ("field_expression", "subscript_expression")
+                    and parent.child_by_field_name("argument") == n):
+                field = n.child_by_field_name("field")
+                if field is not None:
+                    names.add("." + text(field))
+                    fields.add(text(field))
+        elif t == "call_expression":
+            fn = n.child_by_field_name("function")
+            if fn is not None and fn.type == "identifier":
+                calls.add(text(fn))
+        elif t == "assignment_expression":
+            assigns.append((n.child_by_field_name("left"), n.child_by_field_name("right")))
+        elif t == "update_expression":
+            arg = n.child_by_field_name("argument")
+            assigns.append((arg, arg))
+        elif t == "init_declarator":
+            value = n.child_by_field_name("value")
+            if value is not None:
+                assigns.append((n.child_by_field_name("declarator"), value))
+        elif t == "pointer_expression" and text(n.child_by_field_name("operator")) == "&":
+            arg = unwrap_parens(n.child_by_field_name("argument"))
+            # &x and &x.member expose x's own storage; &p->member does not expose p
+            if not (arg.type == "field_expression"
+                    and text(arg.child_by_field_name("operator")) == "->"):
+                root = _target(arg)
+                if root is not None:
+                    address_taken.add(root)
+        stack.extend(n.named_children)
+
+
+def _target(node: Node | None) -> str | None:
+    """The name an assignment's target is tracked under: a variable (`x`, `buf[i]`: buf), or
+    the last member of a member access (`p->a[i].b`: ".b")."""
+    while node is not None:
+        node = unwrap_parens(node)
+        t = node.type
+        if t == "identifier":
+            return text(node)
+        if t == "field_expression":
+            field = node.child_by_field_name("field")
+            return "." + text(field) if field is not None else None
+        if t in ("subscript_expression", "pointer_expression"):
+            node = node.child_by_field_name("argument")
+        elif t == "cast_expression":
+            node = node.child_by_field_name("value")
+        elif t in ("pointer_declarator", "array_declarator", "init_declarator",
+                   "parenthesized_declarator"):
+            node = node.child_by_field_name("declarator")
+        else:
+            return None
+    return None

@@ -1,0 +1,100 @@
+"""The explorer finishes loops whose values never settle and forgets what cannot matter:
+functions that used to run out of their step budget now explore every path."""
+
+from __future__ import annotations
+
+from tests.conftest import analyse_text
+
+
+def _incomplete(result):
+    return [n for n in result.notices if n.kind == "incomplete"]
+
+
+def test_backward_goto_loop_converges():
+    result = analyse_text("""
+int poll(struct priv *p, int budget)
+{
+	int work = 0;
+	dma_addr_t d = dma_map_single(p->dev, p->buf, 64, DMA_TO_DEVICE);
+
+	if (dma_mapping_error(p->dev, d))
+		return -ENOMEM;
+restart:
+	work += rx(p, budget - work);
+	if (work < budget && more(p))
+		goto restart;
+	return -EIO;
+}
+""")
+    assert not _incomplete(result)
+    assert [(f.code, f.line) for f in result.findings] == [("DMA003", 13)]
+
+
+def test_shift_after_widening_converges():
+    result = analyse_text("""
+int order_of(struct priv *p, int n)
+{
+	int i, order = 0;
+	dma_addr_t d = dma_map_single(p->dev, p->buf, 64, DMA_TO_DEVICE);
+
+	if (dma_mapping_error(p->dev, d))
+		return -ENOMEM;
+	for (i = 1; i < n; i <<= 1)
+		order++;
+	return -EIO;
+}
+""")
+    assert not _incomplete(result)
+    assert [(f.code, f.line) for f in result.findings] == [("DMA003", 11)]
+
+
+def test_counters_tested_once_do_not_multiply_paths():
+    # Twelve independent counters, each bumped under its own test and tested once more
+    # afterwards: 4096 paths per round if the explorer kept their values apart; none of
+    # them decides anything about the mapping.
+    bumps = "\n".join(f"\t\tif (kind(p, i) == {k}) n{k}++;" for k in range(12))
+    decls = ", ".join(f"n{k} = 0" for k in range(12))
+    notes = "\n".join(f"\tif (n{k})\n\t\tnote(p, {k});" for k in range(12))
+    result = analyse_text(f"""
+int count(struct priv *p, int total)
+{{
+	int i, {decls};
+	dma_addr_t d = dma_map_single(p->dev, p->buf, 64, DMA_TO_DEVICE);
+
+	if (dma_mapping_error(p->dev, d))
+		return -ENOMEM;
+	for (i = 0; i < total; i++) {{
+{bumps}
+	}}
+{notes}
+	dma_unmap_single(p->dev, d, 64, DMA_TO_DEVICE);
+	return 0;
+}}
+""")
+    assert not _incomplete(result)
+    assert result.findings == []
+
+
+def test_flag_set_with_the_mapping_keeps_its_correlation():
+    # `mapped` is tested once, but that test decides whether the unmap runs: its value
+    # must stay tied to the path that mapped, or the leak below would be reported.
+    result = analyse_text("""
+int run(struct priv *p, bool want)
+{
+	dma_addr_t d = 0;
+	bool mapped = false;
+	int ret;
+
+	if (want) {
+		d = dma_map_single(p->dev, p->buf, 64, DMA_TO_DEVICE);
+		if (dma_mapping_error(p->dev, d))
+			return -ENOMEM;
+		mapped = true;
+	}
+	ret = go(p);
+	if (mapped)
+		dma_unmap_single(p->dev, d, 64, DMA_TO_DEVICE);
+	return ret;
+}
+""")
+    assert result.findings == []
