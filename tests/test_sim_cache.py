@@ -136,34 +136,38 @@ def _findings(rel: str):
 
 def test_confirmed_dma024_names_bytes_line_and_write():
     found, program = _findings("simulate/cacheline.c")
-    sim = simulate_finding(found[21], program, record=True)
+    sim = simulate_finding(found[22], program, record=True)
     assert sim.verdict == "confirmed"
     assert sim.reason.startswith("data corruption (no dma-debug message): cs_rx_bad() writes "
-                                 "'rx_count' (bytes 8-11) at line 25 while 'p->rx_buf' (bytes "
-                                 "12-43 of struct cs_priv) is mapped DMA_FROM_DEVICE at line 21")
+                                 "'rx_count' (bytes 8-11) at line 26 while 'p->rx_buf' (bytes "
+                                 "12-43 of struct cs_priv) is mapped DMA_FROM_DEVICE at line 22")
     assert "the device's bytes 12-43 are lost" in sim.reason
     assert sim.dmesg == []  # no kernel message is invented
     tables = {line: table for _, line, _, table in sim.steps}
-    assert any("dirty" in e and "line 0 (bytes 0-63)" in e for e in tables[25])
+    assert any("dirty" in e and "line 0 (bytes 0-63)" in e for e in tables[26])
     assert "~ LOST: memory bytes 12-43 hold the CPU's stale copy, not the device's data" \
-        in tables[27]
+        in tables[28]
 
 
 def test_interleaved_callback_is_named():
     found, program = _findings("simulate/cacheline.c")
-    sim = simulate_finding(found[51], program)
+    sim = simulate_finding(found[52], program)
     assert sim.verdict == "confirmed"
-    assert "cs_ring_irq() writes 'irqs' (bytes 8-11) at line 45" in sim.reason
+    assert "cs_ring_irq() writes 'irqs' (bytes 8-11) at line 46" in sim.reason
     assert "cs_ring_irq(), a callback the driver registers, is interleaved" in sim.reason
 
 
 def test_refuted_and_unknown_say_why():
     found, program = _findings("simulate/cacheline.c")
-    whole = simulate_finding(found[111], program)
+    whole = simulate_finding(found[119], program)
     assert whole.verdict == "refuted" and "covers bytes 0-35 of struct cs_cmd" in whole.reason
-    send = simulate_finding(found[95], program)
+    send = simulate_finding(found[96], program)
     assert send.verdict == "refuted" and "the device only reads it" in send.reason
-    once = simulate_finding(found[151], program)
+    sg = simulate_finding(found[103], program)
+    assert sg.verdict == "unknown" and sg.reason.startswith(
+        "the direction of the transfer is not known to the replay; if the device writes the "
+        "buffer: data corruption")
+    once = simulate_finding(found[159], program)
     assert once.verdict == "unknown" and "ordered with the map by the replayed path" in once.reason
 
 
@@ -173,7 +177,7 @@ def test_replay_cli_prints_cache_state(monkeypatch):
 
     monkeypatch.setenv("DMALINT_NO_SIMULATE", "1")  # restored after `replay` drops it
 
-    out = CliRunner().invoke(main, ["replay", str(FIXTURES / "simulate" / "cacheline.c") + ":21"])
+    out = CliRunner().invoke(main, ["replay", str(FIXTURES / "simulate" / "cacheline.c") + ":22"])
     assert out.exit_code == 0, out.output
     assert "cache: *p (struct cs_priv) line 0 (bytes 0-63): dirty; bytes 12-43 mapped " \
            "DMA_FROM_DEVICE" in out.output

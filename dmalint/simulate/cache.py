@@ -52,7 +52,7 @@ class Mapping:
         return self.direction != DMA_TO_DEVICE
 
     def dir_name(self) -> str:
-        return _DIRS.get(self.direction, "an unknown direction")
+        return _DIRS.get(self.direction, "with a direction not known")
 
 
 @dataclass(frozen=True)

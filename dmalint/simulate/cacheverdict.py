@@ -441,6 +441,12 @@ def _finish(f, claim: CacheClaim, rp, state: dict, kind: str) -> Simulated | Non
     # a buffer in rodata): shown with the verdict, never the verdict's evidence.
     driver = f.path.replace("\\", "/").rsplit("/", 1)[-1].rsplit(".", 1)[0]
     dmesg = [r.dmesg(driver) for r in rp.model.reports if f.line in (r.site, r.line)]
+    if losses and m.direction is None:
+        # The model let the device write; nothing says it does (a gadget's IN request, a
+        # crypto scatterlist, a pipe chosen at run time): no confirmation on that assumption.
+        return Simulated("unknown", "the direction of the transfer is not known to the replay; "
+                         "if the device writes the buffer: "
+                         + _story(claim, m, losses[0], granule, state), dmesg, steps=rp.steps)
     if losses:
         return Simulated("confirmed", _story(claim, m, losses[0], granule, state), dmesg,
                          steps=rp.steps)
