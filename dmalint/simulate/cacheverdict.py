@@ -334,10 +334,17 @@ def _stores_in_lines(rp, m: Mapping, shared) -> list:
     """Stores anywhere in the driver that the layout engine places in the buffer's lines,
     outside the buffer: (function, line, member, (offset, size))."""
     names = {p.split(".")[-1] for p, _, _ in shared}
+    if not names:
+        return []
+    # Only functions whose text names a neighbour as a member are walked.
+    named = re.compile(rb"(?:->|\.)\s*(?:" + b"|".join(re.escape(n.encode()) for n in names)
+                       + rb")\b")
     out = []
     prog = rp.program
     for fname, found in sorted(prog._index().items()):
         src, fn = found[0]
+        if not named.search(fn.body.text or b""):
+            continue
         for n in fn.nodes_of("assignment_expression", "update_expression"):
             target = n.child_by_field_name("left" if n.type == "assignment_expression"
                                            else "argument")

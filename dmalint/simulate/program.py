@@ -20,6 +20,7 @@ from dmalint.simulate.objects import Layouts
 from dmalint.source import SourceError, make_source
 
 _CALLS = re.compile(rb"\b([A-Za-z_]\w*)\s*\(")
+_VALUE = re.compile(rb"\b([A-Za-z_]\w*)\b(?!\s*\()")
 _NOT_CODE = re.compile(rb'/\*.*?\*/|//[^\n]*|"(?:\\.|[^"\\\n])*"', re.S)
 
 
@@ -33,6 +34,7 @@ class Program:
         self._headers: dict[str, dict] = {}  # header path -> its #defines
         self._callers: dict[str, set[str]] | None = None
         self._stripped: list[bytes] | None = None
+        self._values: set[str] | None = None  # names used other than called
         self._reaches: dict[tuple[str, str], bool] = {}
         self._layouts: dict[int, Layouts] = {}  # by DMA granule (it changes aligned layouts)
 
@@ -138,11 +140,10 @@ class Program:
     def address_taken(self, name: str) -> bool:
         """Whether the driver uses `name` as a value (a callback it registers: `.complete =
         foo`, request_irq(..., foo, ...)), not only calls it."""
-        key = ("address", name)
-        if key not in self._reaches:
-            pat = re.compile(rb"\b" + re.escape(name.encode()) + rb"\b(?!\s*\()")
-            self._reaches[key] = any(pat.search(code) for code in self._code_only())
-        return self._reaches[key]
+        if self._values is None:
+            self._values = {m.decode() for code in self._code_only()
+                            for m in _VALUE.findall(code)}
+        return name in self._values
 
     def _code_only(self) -> list[bytes]:
         """The sources without comments and string literals (a name in a comment is no use)."""
