@@ -135,8 +135,21 @@ class Explorer:
                 break
             data = nodes[node]
             if data["kind"] == "join" and data.get("loop"):
-                visits[node] += 1
-                if visits[node] > WIDEN_AFTER:
+                if "modified" in data:
+                    # A label a goto jumps back to (`retry:`): counted per path, so that a
+                    # retry-once loop (`hmac = 2; goto retry;`) keeps its constants, while
+                    # `work += f(); goto again;` is widened on the path's fourth arrival.
+                    rounds = dict(st.rounds)
+                    arrived = rounds.get(node, 0) + 1
+                    widen = arrived > WIDEN_AFTER
+                    if not widen:
+                        rounds[node] = arrived
+                        st = st.copy()
+                        st.rounds = tuple(sorted(rounds.items()))
+                else:
+                    visits[node] += 1
+                    widen = visits[node] > WIDEN_AFTER
+                if widen:
                     if node not in modified:
                         modified[node] = data.get("modified") or assigned_roots(data["ast"])
                     st = st.copy()  # the popped state may be shared with queued siblings

@@ -78,10 +78,11 @@ class State:
     facts: dict[Sym, str] = field(default_factory=dict)
     trace: tuple | None = None  # a linked list (step, previous) shared between paths
     irqs_off: int = 0  # nesting of spin_lock_irqsave and friends on this path (bounded)
+    rounds: tuple = ()  # (goto-loop head, arrivals on this path), bounded by the widening
 
     def copy(self) -> "State":
         return State(dict(self.env), dict(self.regions), dict(self.facts), self.trace,
-                     self.irqs_off)
+                     self.irqs_off, self.rounds)
 
     def key(self) -> tuple:
         """What makes two states the same for exploration (the trace does not).
@@ -91,7 +92,7 @@ class State:
         one another, as their values are of different types, so nothing is conflated; one
         set is cheaper to build and compare than three."""
         return (frozenset(chain(self.env.items(), self.regions.items(), self.facts.items())),
-                self.irqs_off)
+                self.irqs_off, self.rounds)
 
     def step(self, line: int, kind: str, message: str) -> None:
         self.trace = (Step(line, kind, message), self.trace)
