@@ -154,7 +154,8 @@ def test_interleaved_callback_is_named():
     sim = simulate_finding(found[52], program)
     assert sim.verdict == "confirmed"
     assert "cs_ring_irq() writes 'irqs' (bytes 8-11) at line 46" in sim.reason
-    assert "cs_ring_irq(), a callback the driver registers, is interleaved" in sim.reason
+    assert "cs_ring_irq(), which the driver registers to run asynchronously (interrupt, " \
+           "completion, timer or work), is interleaved" in sim.reason
 
 
 def test_refuted_and_unknown_say_why():

@@ -296,11 +296,12 @@ def _interleave(f, claim: CacheClaim, rp, m: Mapping, state: dict):
         who = f"line {line}: {writer}() writes '{member}'"
         m.concurrent = Write(m.root, off, size, who, line)
         via = "" if roots[0] == writer else f", called from {roots[0]}()"
-        state["interleaved"] = (f"{writer}(){via}, a callback the driver registers, is "
-                                "interleaved while the buffer is mapped (an interrupt, a "
-                                "completion, another CPU: nothing in the driver's call graph "
-                                f"orders the two), writing the same {_name(m.root)} (assumed: "
-                                "the replay cannot tell two objects of one type apart there)")
+        state["interleaved"] = (f"{writer}(){via}, which the driver registers to run "
+                                "asynchronously (interrupt, completion, timer or work), is "
+                                "interleaved while the buffer is mapped (nothing in the "
+                                "driver's call graph or locks orders the two), writing the "
+                                f"same {_name(m.root)} (assumed: the replay cannot tell two "
+                                "objects of one type apart there)")
         return ""
     return reasons[0]
 
@@ -320,13 +321,19 @@ def _ordered(f, rp, writer: str, line: int, member: str) -> str:
         return (f"{writer}() (line {line}, writes '{member}') sets the device up or tears it "
                 "down: its write is taken as ordered with the mapping")
     if not roots:
-        return (f"{writer}() (line {line}, writes '{member}') is not reached from a callback the "
-                "driver registers other than set-up or tear-down ones (probe, init, open, "
-                "alloc, free, ...): its write is taken as ordered with the mapping")
+        return (f"{writer}() (line {line}, writes '{member}') does not run from an interrupt "
+                "handler, URB completion, timer, tasklet or work item the driver registers: "
+                "its write is taken as ordered with the mapping (the kernel may serialise "
+                "other callbacks)")
     mine = prog.async_roots(f.function)
     if mine and all(LIFECYCLE.search(r) for r in mine):
         return (f"{f.function}() runs only from set-up or tear-down callbacks "
                 f"({', '.join(mine[:2])}()), when {writer}() is taken as not running")
+    shared = sorted(prog.locks(writer) & prog.locks(f.function))
+    if shared:
+        return (f"{writer}() (line {line}, writes '{member}') and {f.function}() (or the "
+                f"callers around it) take the same lock '{shared[0]}': the write is taken as "
+                "serialised with the transfer")
     return ""
 
 

@@ -20,6 +20,15 @@ from dmalint.simulate.objects import Layouts
 from dmalint.source import SourceError, make_source
 
 _CALLS = re.compile(rb"\b([A-Za-z_]\w*)\s*\(")
+_LOCK = re.compile(rb"\b(?:mutex_lock\w*|spin_lock\w*|raw_spin_lock\w*|down\w*|read_lock\w*|"
+                   rb"write_lock\w*)\s*\(\s*&\s*[\w.>\[\]-]*?(?:->|\.)\s*(\w+)\s*[,)]")
+# How a driver hands the kernel a function that runs asynchronously: the registering call's
+# arguments, or a completion/handler member assigned.
+_REGISTER = re.compile(rb"\b(?:(?:devm_)?request_(?:threaded_)?irq|usb_fill_\w+_urb|timer_setup|"
+                       rb"tasklet_(?:init|setup)|INIT_(?:DELAYED_)?WORK|INIT_WORK_ONSTACK)"
+                       rb"\s*\(([^;]*)")
+_ASSIGNED = re.compile(rb"(?:->|\.)\s*(?:complete|function|handler|callback)\s*=\s*(\w+)")
+_IDENT = re.compile(rb"\b([A-Za-z_]\w*)\b")
 _VALUE = re.compile(rb"\b([A-Za-z_]\w*)\b(?!\s*\()")
 _NOT_CODE = re.compile(rb'/\*.*?\*/|//[^\n]*|"(?:\\.|[^"\\\n])*"', re.S)
 
@@ -35,6 +44,7 @@ class Program:
         self._callers: dict[str, set[str]] | None = None
         self._stripped: list[bytes] | None = None
         self._values: set[str] | None = None  # names used other than called
+        self._async: set[str] | None = None  # names registered as asynchronous callbacks
         self._reaches: dict[tuple[str, str], bool] = {}
         self._layouts: dict[int, Layouts] = {}  # by DMA granule (it changes aligned layouts)
 
@@ -151,13 +161,42 @@ class Program:
             self._stripped = [_NOT_CODE.sub(b" ", src.code) for src in self.sources.values()]
         return self._stripped
 
+    def locks(self, name: str, up: int = 2) -> set[str]:
+        """The lock members (`mutex_lock(&st->lock)`: "lock") a function takes, or its callers
+        up to `up` levels take around it."""
+        out: set[str] = set()
+        seen, frontier = {name}, [name]
+        for _ in range(up + 1):
+            nxt = []
+            for fn in frontier:
+                found = self.find(fn)
+                if found is not None:
+                    out |= {m.decode() for m in _LOCK.findall(found[1].body.text or b"")}
+                for c in self.callers(fn):
+                    if c not in seen:
+                        seen.add(c)
+                        nxt.append(c)
+            frontier = nxt
+        return out
+
+    def asynchronous(self, name: str) -> bool:
+        """Whether the driver registers `name` to run on its own, whatever else the driver is
+        doing: an interrupt handler, a URB completion, a timer, a tasklet or a work item."""
+        if self._async is None:
+            self._async = set()
+            for code in self._code_only():
+                for m in _REGISTER.finditer(code):
+                    self._async.update(x.decode() for x in _IDENT.findall(m.group(1)))
+                self._async.update(m.decode() for m in _ASSIGNED.findall(code))
+        return name in self._async
+
     def async_roots(self, name: str, depth: int = 4) -> list[str]:
-        """The callbacks the driver registers from which `name` runs (itself included)."""
+        """The asynchronous callbacks (see asynchronous()) from which `name` runs."""
         seen, frontier, out = {name}, [name], []
         for _ in range(depth + 1):
             nxt = []
             for fn in frontier:
-                if self.address_taken(fn):
+                if self.asynchronous(fn):
                     out.append(fn)
                 for c in self.callers(fn):
                     if c not in seen:
