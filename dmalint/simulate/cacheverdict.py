@@ -325,8 +325,9 @@ def _ordered(f, rp, writer: str, line: int, member: str) -> str:
                 "handler, URB completion, timer, tasklet or work item the driver registers: "
                 "its write is taken as ordered with the mapping (the kernel may serialise "
                 "other callbacks)")
-    mine = prog.async_roots(f.function)
-    if mine and all(LIFECYCLE.search(r) for r in mine):
+    mine = prog.entry_roots(f.function)
+    if LIFECYCLE.search(f.function) or mine and all(LIFECYCLE.search(r) for r in mine):
+        mine = mine or [f.function]
         return (f"{f.function}() runs only from set-up or tear-down callbacks "
                 f"({', '.join(mine[:2])}()), when {writer}() is taken as not running")
     shared = sorted(prog.locks(writer) & prog.locks(f.function))

@@ -192,11 +192,18 @@ class Program:
 
     def async_roots(self, name: str, depth: int = 4) -> list[str]:
         """The asynchronous callbacks (see asynchronous()) from which `name` runs."""
+        return self.roots(name, self.asynchronous, depth)
+
+    def entry_roots(self, name: str, depth: int = 4) -> list[str]:
+        """The callbacks of any kind (address taken: ops, probe, ...) from which `name` runs."""
+        return self.roots(name, self.address_taken, depth)
+
+    def roots(self, name: str, is_root, depth: int = 4) -> list[str]:
         seen, frontier, out = {name}, [name], []
         for _ in range(depth + 1):
             nxt = []
             for fn in frontier:
-                if self.asynchronous(fn):
+                if is_root(fn):
                     out.append(fn)
                 for c in self.callers(fn):
                     if c not in seen:
