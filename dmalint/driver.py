@@ -15,7 +15,7 @@ judgements, each conservative where drivers legitimately vary:
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from dmalint.engine.explore import StoredLeak
 from dmalint.engine.fieldlog import FieldLog, Side
@@ -50,7 +50,11 @@ def cross_function(records: list[FunctionRecord], defined: set[str] | frozenset 
     polluted: set = set()
     for rec in records:
         polluted |= rec.log.polluted
-        for side in rec.log.stores.values():
+        for (rid, _), side in rec.log.stores.items():
+            links = rec.log.size_links.get(rid)
+            if links:
+                side = replace(side, size_links=tuple(
+                    sorted((k, d) for k, d in links.items() if d is not None)))
             stores.setdefault(side.key, []).append((rec, side))
         for side in rec.log.releases.values():
             releases.setdefault(side.key, []).append((rec, side))
@@ -109,6 +113,22 @@ def _differs(a, b) -> bool:
     return d.is_const and d.const != 0
 
 
+def _size_differs(acq: Side, rel: Side) -> bool:
+    """The release's size provably not the acquire's: as values, or through a member stored
+    beside the region (`chunk->size + 8` released, `c_size + 8` acquired with `curr->size =
+    c_size`: equal; `chunk->size` alone: 8 bytes short)."""
+    if _differs(acq.size, rel.size):
+        return True
+    size = rel.size
+    if isinstance(size, Lin) and len(size.terms) == 1 and size.terms[0][1] == 1 \
+            and size.terms[0][0][0] == "field":
+        member = size.terms[0][0][1:]
+        for key, diff in acq.size_links:
+            if key == member:
+                return diff != size.const
+    return False
+
+
 def _mismatches(key, rrec, rel: Side, others, counts) -> list[Event]:
     """A release compared with every acquire kept in the same member (the first one from
     another function names the acquire in the message)."""
@@ -125,7 +145,7 @@ def _mismatches(key, rrec, rel: Side, others, counts) -> list[Event]:
         events.append(_event("release-direction-mismatch", rrec, rel, arec, acq,
                              release=rel.function, acquire_direction=acq.direction_text,
                              release_direction=rel.direction_text))
-    if all(_differs(a.size, rel.size) for _, a in others):
+    if all(_size_differs(a, rel) for _, a in others):
         events.append(_event("release-size-mismatch", rrec, rel, arec, acq, release=rel.function,
                              acquire_size=acq.size_text, release_size=rel.size_text))
     if rel.count_key is not None and rel.count_key in counts:

@@ -15,7 +15,7 @@ from tree_sitter import Node, Query, QueryCursor
 from dmalint.contracts.loader import load_macro_tables
 from dmalint.contracts.macros import MacroTables
 from dmalint.parse import c_language, parse, text
-from dmalint.source import SourceError, SourceFile, read_source
+from dmalint.source import Define, SourceError, SourceFile, read_source
 
 
 def type_name(type_node: Node | None) -> str | None:
@@ -54,6 +54,7 @@ class StructIndex:
         self.aliases: dict[str, str] = {}  # typedef name -> struct tag
         self.defined: set[str] = set()  # structs whose definition the driver's files hold
         self._seen: set[str] = set()
+        self._header_defines: dict[str, dict[str, Define]] = {}  # header path -> its macros
 
     def canonical(self, name: str) -> str:
         return self.aliases.get(name, name)
@@ -72,19 +73,34 @@ class StructIndex:
 
     def add_local_headers(self, src: SourceFile, disk_path: Path) -> None:
         """The `#include "x.h"` headers next to a file (else in the include directories),
-        when they exist."""
+        when they exist: their structs join the index, and their macros join the file's
+        defines where the file does not define the name itself (a driver keeps its sizes in
+        its header: `dma_alloc_coherent(dev, ELS_MAP_SIZE, ..)` then `dma_free_coherent(dev,
+        POOL_SIZE, ..)` is a mismatch only once both are known).  A name two headers define
+        differently is left unknown."""
+        merged: dict[str, Define] = {}
+        ambiguous: set[str] = set()
         for name, _ in src.includes:
             header = next((d / name for d in [disk_path.parent, *self.include_dirs]
                            if (d / name).is_file()), None)
             if header is None:
                 continue
             key = str(header)
-            if key in self._seen:
-                continue
-            try:
-                self.add_source(read_source(header, key, self.tables or load_macro_tables()))
-            except SourceError:
-                self._seen.add(key)
+            if key not in self._seen:
+                try:
+                    header_src = read_source(header, key, self.tables or load_macro_tables())
+                    self.add_source(header_src)
+                    self._header_defines[key] = header_src.defines
+                except SourceError:
+                    self._seen.add(key)
+            for macro, define in self._header_defines.get(key, {}).items():
+                held = merged.get(macro)
+                if held is not None and (held.value, held.params) != (define.value, define.params):
+                    ambiguous.add(macro)
+                merged.setdefault(macro, define)
+        for macro, define in merged.items():
+            if macro not in ambiguous and macro not in src.defines:
+                src.defines[macro] = define
 
     def resolved(self) -> dict[tuple[str, str], str]:
         """The member map with every typedef name replaced by its tag."""

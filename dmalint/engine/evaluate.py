@@ -182,6 +182,8 @@ class Evaluator(ContractRoles):
             self.log_write(path, node)
             if not isinstance(value, Res):
                 self.log_other_store(path, value)
+                if self.field_log.region_paths:
+                    self.log_member_value(path, value, st)
         if isinstance(value, Res):
             reg = st.regions.get(value.rid)
             if reg is None:
@@ -291,11 +293,13 @@ class Evaluator(ContractRoles):
             return Lin.of(self.c.constants[name])
         if name == "NULL":
             return ZERO
-        if self._errno.match(name):
-            return Lin.sym(("errno", name))
+        # The driver's own macros first: ELS_CMD_MAP_SIZE looks like an errno name (E...) but
+        # the file or its header says what it is.
         define = self.defines.get(name)
         if define is not None and define.params is None:
             return self._define_value(define, 0)
+        if self._errno.match(name):
+            return Lin.sym(("errno", name))
         if _SHOUT.match(name):
             return Lin.sym(("macro", name))
         return self.read(path, st)

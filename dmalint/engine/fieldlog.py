@@ -42,6 +42,10 @@ class Side:
     long_key: FieldKey | None = None  # the whole chain from the root's type: (priv, tx, dma)
     cookie: bool = False  # a NO_KERNEL_MAPPING cookie was stored here
     owned: bool = True  # the member holds the region (not a scatterlist that names it)
+    # An acquire's size against members stored beside it: ((member key, size - its value),)
+    # (`curr->head = alloc(c_size + 8); curr->size = c_size;`: ((chunk, size), 8)), so that a
+    # release sizing it from that member is judged.  Filled in by the driver pass.
+    size_links: tuple = ()
 
     def related(self, other: "Side") -> bool:
         """Whether two sides may be about the same storage: same member of the same struct,
@@ -102,6 +106,10 @@ class FieldLog:
     writes: dict = field(default_factory=dict)  # member key (short or long) -> (line, function)
     released_keys: set = field(default_factory=set)  # members some release here read or undid
     released_families: set = field(default_factory=set)  # families this function releases at all
+    region_paths: dict = field(default_factory=dict)  # rid -> storage paths the region went to
+    # rid -> {member key: the region's size minus the value stored in that member beside it,
+    # or None when paths disagree}
+    size_links: dict = field(default_factory=dict)
 
     def merge(self, table: dict, key: tuple, side: Side) -> None:
         """Log a side; seen again on another path with other values, the values are unknown."""

@@ -490,6 +490,11 @@ class ContractRoles:
             log.count_stores[key] = (reg.acquire, node.start_point[0] + 1)
             return
         log.keys_of_region.setdefault(reg.rid, set()).add(key)
+        log.region_paths.setdefault(reg.rid, set()).add(tuple(path))
+        for other, held in st.env.items():  # a size member filled in before the region
+            if isinstance(held, Lin) and len(other) == len(path) and other[:-1] == path[:-1] \
+                    and other != path:
+                self._link_size(reg, other, held)
         acq = self.contract_of(reg)
         types = self.scope.types
         log.merge(log.stores, (reg.rid, key), Side(
@@ -540,6 +545,30 @@ class ContractRoles:
                     long_key(path, self.scope.types)):
             if key is not None and key not in writes:
                 writes[key] = (node.start_point[0] + 1, self.function)
+
+    def log_member_value(self, path, value: Value, st: State) -> None:
+        """A number stored into a member beside one holding a region (`curr->size = c_size`
+        next to `curr->head`): how the region's size relates to it."""
+        if not isinstance(value, Lin):
+            return
+        for rid, paths in self.field_log.region_paths.items():
+            reg = st.regions.get(rid)
+            if reg is not None and any(len(p) == len(path) and p[:-1] == path[:-1] and p != path
+                                       for p in paths):
+                self._link_size(reg, path, value)
+
+    def _link_size(self, reg: Region, path, value: Lin) -> None:
+        if not isinstance(reg.size, Lin):
+            return
+        diff = reg.size.add(value, -1)
+        key = field_key(path, self.scope.types, self.scope.members)
+        if key is None or not diff.is_const:
+            return
+        links = self.field_log.size_links.setdefault(reg.rid, {})
+        if key in links and links[key] != diff.const:
+            links[key] = None  # another path stores another value: no relation
+        else:
+            links[key] = diff.const
 
     def log_other_store(self, path, value: Value) -> None:
         """A member that also receives values we do not track (another API, a copy): pairing
