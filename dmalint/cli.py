@@ -246,7 +246,7 @@ def replay(target: str, paths: tuple[str, ...]) -> None:
     if not found:
         click.echo(f"dmalint: error: no finding at {target}", err=True)
         sys.exit(EXIT_ERROR)
-    replay_findings(found, config.tables(load_macro_tables()), sys.stdout)
+    replay_findings(found, config.tables(load_macro_tables()), sys.stdout, config.include_dirs)
 
 
 @main.command("rules")

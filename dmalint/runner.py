@@ -190,7 +190,7 @@ def _analyse_unit_once(items: list[tuple[str, str]], cache: Cache | None,
                                    settings.target, more_sources=more_sources,
                                    tables=settings.tables, include_dirs=settings.include_dirs)
             out.update((r.path, r) for r in results)
-            _simulate(results, sources + joined)
+            _simulate(results, sources + joined, settings)
         except (Exception, RecursionError):
             # Something in one file broke the driver-level analysis: every file on its own
             # instead, so one file cannot cost its neighbours their findings.  Those results
@@ -283,12 +283,14 @@ def _fails_to_read(path: Path, display: str, out: dict, settings: Settings) -> b
     return False
 
 
-def _simulate(results, sources) -> None:
+def _simulate(results, sources, settings: Settings | None = None) -> None:
     """The reference simulator's verdicts, set before results are cached; never loses findings."""
     by_path = {src.path: src for src in sources}
+    include_dirs = settings.include_dirs if settings is not None else ()
+    tables = settings.tables if settings is not None else None
     for result in results:
         try:
-            simulate_findings(result.findings, by_path)
+            simulate_findings(result.findings, by_path, include_dirs=include_dirs, tables=tables)
         except (Exception, RecursionError) as exc:
             for f in result.findings:
                 if f.verdict is None:
@@ -301,7 +303,7 @@ def _analyse_alone(src, disk: Path, settings: Settings) -> FileResult:
         result = analyse_unit([src], load_contracts(), load_registry(), DEFAULT_BUDGET,
                               {src.path: disk}, settings.target, tables=settings.tables,
                               include_dirs=settings.include_dirs)[0]
-        _simulate([result], [src])
+        _simulate([result], [src], settings)
         return result
     except RecursionError:
         # cfg.py (CFGBuilder.stmt/seq/cond) and engine/evaluate.py (Evaluator.eval and its

@@ -176,15 +176,18 @@ class _Deciders:
 
     def __init__(self, cfg: CFG):
         self.g = cfg.graph
-        try:
-            self.ipdom = nx.immediate_dominators(self.g.reverse(copy=False), cfg.exit)
-        except (nx.NetworkXError, KeyError):
-            self.ipdom = {}
+        self.exit = cfg.exit
+        self.ipdom: dict[int, int] | None = None  # computed on the first question
         self.regions: dict[int, frozenset[int]] = {}
 
     def decides(self, cond: int, targets: set[int]) -> bool:
         region = self.regions.get(cond)
         if region is None:
+            if self.ipdom is None:
+                try:
+                    self.ipdom = nx.immediate_dominators(self.g.reverse(copy=False), self.exit)
+                except (nx.NetworkXError, KeyError):
+                    self.ipdom = {}
             stop = self.ipdom.get(cond)
             seen: set[int] = set()
             stack = list(self.g.successors(cond))

@@ -20,9 +20,9 @@ from dmalint.simulate.values import Obj, Ref, root_of
 class Layouts:
     """Declared types and layouts for the replay, per translation unit (built on first use)."""
 
-    def __init__(self, target: Target) -> None:
+    def __init__(self, target: Target, include_dirs=(), tables=None) -> None:
         self.target = target
-        self.engine = LayoutEngine([], target=target)
+        self.engine = LayoutEngine([], include_dirs, target=target, tables=tables)
         self._units: dict[str, object] = {}
 
     def unit(self, src):

@@ -34,9 +34,11 @@ _NOT_CODE = re.compile(rb'/\*.*?\*/|//[^\n]*|"(?:\\.|[^"\\\n])*"', re.S)
 
 
 class Program:
-    def __init__(self, sources: dict, contracts: Contracts) -> None:
+    def __init__(self, sources: dict, contracts: Contracts, include_dirs=(), tables=None) -> None:
         self.sources = sources  # path -> Source
         self.c = contracts
+        self.include_dirs = tuple(include_dirs)  # the configuration's, for the layouts
+        self.tables = tables  # the configuration's macro tables (None: the built-in ones)
         self._functions: dict[str, list[tuple[object, FunctionDef]]] | None = None
         self._cfgs: dict[int, CFG] = {}
         self._loops: dict[int, dict[int, frozenset[int]]] = {}
@@ -51,7 +53,8 @@ class Program:
     def layouts(self, granule: int) -> Layouts:
         """The layout engine's view of the driver's structs for a DMA granule."""
         if granule not in self._layouts:
-            self._layouts[granule] = Layouts(Target(dma_minalign=granule))
+            self._layouts[granule] = Layouts(Target(dma_minalign=granule), self.include_dirs,
+                                             self.tables)
         return self._layouts[granule]
 
     def _index(self) -> dict[str, list[tuple[object, FunctionDef]]]:

@@ -48,7 +48,7 @@ def pick(findings: list[Finding], path: str | None, line: int | None,
     return [f for f in findings if f.line == line and os.path.realpath(f.path) == want]
 
 
-def program_for(findings: list[Finding], tables) -> Program:
+def program_for(findings: list[Finding], tables, include_dirs=()) -> Program:
     """Every C file of the findings' directories (the helpers the replay may enter)."""
     sources = {}
     for d in sorted({os.path.dirname(f.path) or "." for f in findings}):
@@ -62,7 +62,7 @@ def program_for(findings: list[Finding], tables) -> Program:
     for f in findings:  # the display path the analysis used
         if f.path not in sources and os.path.isfile(f.path):
             sources[f.path] = read_source(Path(f.path), f.path, tables)
-    return Program(sources, load_contracts())
+    return Program(sources, load_contracts(), include_dirs, tables)
 
 
 def show(f: Finding, sim: Simulated, out: TextIO) -> None:
@@ -91,7 +91,7 @@ def show(f: Finding, sim: Simulated, out: TextIO) -> None:
     out.write("\n")
 
 
-def replay_findings(findings: list[Finding], tables, out: TextIO) -> None:
-    program = program_for(findings, tables)
+def replay_findings(findings: list[Finding], tables, out: TextIO, include_dirs=()) -> None:
+    program = program_for(findings, tables, include_dirs)
     for f in findings:
         show(f, simulate_finding(f, program, record=True), out)

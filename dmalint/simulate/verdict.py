@@ -301,15 +301,17 @@ def apply(f: Finding, sim: Simulated) -> None:
         f.extra["dmesg"] = "\n".join(sim.dmesg)
 
 
-def simulate_findings(findings, sources_by_path, contracts=None) -> None:
-    """Set each finding's verdict; a simulator error never loses a finding."""
+def simulate_findings(findings, sources_by_path, contracts=None, include_dirs=(),
+                      tables=None) -> None:
+    """Set each finding's verdict; a simulator error never loses a finding.  include_dirs
+    and tables: the configuration's, so the replay lays structs out as the analysis did."""
     if os.environ.get("DMALINT_NO_SIMULATE") or not findings:
         return
     start = time.process_time()
     if contracts is None:
         from dmalint.contracts.loader import load_contracts
         contracts = load_contracts()
-    program = Program(sources_by_path, contracts)
+    program = Program(sources_by_path, contracts, include_dirs, tables)
     for f in findings:
         try:
             if f.code in STATIC_ONLY:
