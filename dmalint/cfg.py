@@ -133,9 +133,10 @@ class CFGBuilder:
         if t == "compound_statement":
             return self.seq([c for c in s.named_children if c.type != "comment"], succ, ctx)
         if t == "expression_statement":
-            if s.named_child_count == 0:
+            code = _code_children(s)
+            if not code:
                 return succ
-            return self.expression_stmt(s.named_children[0], succ)
+            return self.expression_stmt(code[0], succ)
         if t == "declaration":
             return self.declaration(s, succ)
         if t == "if_statement":
@@ -143,7 +144,9 @@ class CFGBuilder:
             then = self.stmt(s.child_by_field_name("consequence"), succ, ctx)
             alt = s.child_by_field_name("alternative")
             if alt is not None:
-                body = alt.named_children[0] if alt.type == "else_clause" and alt.named_child_count else alt
+                # `else /* why */ stmt;`: the comment is the clause's first named child
+                code = _code_children(alt) if alt.type == "else_clause" else [alt]
+                body = code[0] if code else alt
                 other = self.stmt(body, succ, ctx)
             else:
                 other = succ
@@ -172,7 +175,8 @@ class CFGBuilder:
         if t == "switch_statement":
             return self.switch(s, succ, ctx)
         if t == "return_statement":
-            value = s.named_children[0] if s.named_child_count else None
+            code = _code_children(s)
+            value = code[0] if code else None
             return self.return_stmt(s, value)
         if t == "break_statement":
             return ctx.brk if ctx.brk is not None else succ
@@ -412,6 +416,11 @@ def assigned_roots(loop: Node) -> frozenset[str]:
             out.add(text(target) + "." if inner else text(target))
         stack.extend(n.named_children)
     return frozenset(out)
+
+
+def _code_children(node: Node) -> list[Node]:
+    """A node's named children without the comments tree-sitter files among them."""
+    return [c for c in node.named_children if c.type != "comment"]
 
 
 def _labels(body: Node) -> list[Node]:

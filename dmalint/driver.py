@@ -68,6 +68,11 @@ def cross_function(records: list[FunctionRecord], defined: set[str] | frozenset 
             acquired = [(r, a) for r, a in stores.get(key, []) if a.related(rel)]
             if any(r.function != rec.function for r, _ in acquired):
                 out.extend((rec.path, ev) for ev in _mismatches(key, rec, rel, acquired, counts))
+            elif rel.count_key in counts and rel.count_key not in polluted:
+                # The scatterlist itself is not kept by the driver (task->scatter is the
+                # caller's), but the count it is unmapped with comes from a member that only
+                # ever receives what the map returned.
+                out.append((rec.path, _returned_count_event(rec, rel, counts[rel.count_key])))
     released = set().union(*(rec.log.released_keys for rec in records)) if records else set()
     out.extend(_never_released(records, released, polluted, defined, may_release))
     for rec in records:
@@ -159,6 +164,22 @@ def _mismatches(key, rrec, rel: Side, others, counts) -> list[Event]:
                              count=rel.count_text,
                              reason=f"{rel.count_text}, but {acq.count_text} entries were mapped"))
     return events
+
+
+def _returned_count_event(rrec: FunctionRecord, rel: Side, count) -> Event:
+    acquire, line, fn, path = count
+    where = f"{line} in {fn}()" if path == rrec.path else f"{line} in {fn}() of {path}"
+    stored = Step(line, "store", f"{fn}() keeps the count {acquire}() returned in "
+                                 f"{key_text(rel.count_key)}", path)
+    trace = (stored,) + tuple(Step(s.line, s.kind, s.message, rrec.path) for s in rel.trace)
+    data = {"handle": key_text(rel.key), "acquire": acquire, "acquire_line": where,
+            "call": rel.function, "count": rel.count_text,
+            "reason": f"'{rel.count_text}', the count {acquire}() returned in {fn}() (line "
+                      f"{line}), not the nents it was given"}
+    related = ((line, f"{acquire}() in {fn}() returns the count kept in "
+                      f"{key_text(rel.count_key)}"),) if path == rrec.path else ()
+    return Event("release-count-mismatch", rel.line, 1, rrec.function, data, trace,
+                 related=related, anchor=f"{acquire}:{key_text(rel.key)}")
 
 
 def _stored_leak_event(rec: FunctionRecord, leak: StoredLeak, key, elsewhere) -> Event:

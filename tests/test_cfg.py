@@ -192,3 +192,15 @@ def test_assigned_roots_tells_a_variable_from_its_members():
     # i is assigned and its address taken; only p's members and q's elements change;
     # &p->lock exposes nothing of p itself
     assert assigned_roots(fn.body) == frozenset({"i", "p.", "q."})
+
+
+def test_comment_between_else_and_its_statement_is_not_the_branch():
+    cfg = cfg_of("if (a) b = 1; else /* the other way */ b = 2; return b;")
+    assert sorted(paths(cfg)) == [["cond:a", "stmt:b = 1", "return:b"],
+                                  ["cond:a", "stmt:b = 2", "return:b"]]
+
+
+def test_comment_before_a_return_value_is_not_the_value():
+    cfg = cfg_of("return /* the sum */ a + b;")
+    ret = next(n for n in cfg.graph if cfg.node(n)["kind"] == "return")
+    assert text(cfg.node(ret)["ast"]) == "a + b"
