@@ -127,15 +127,29 @@ def analyse_unit(sources: list[SourceFile], contracts: Contracts, registry: Regi
     local_names = frozenset(fn.name for fn in every)
     layout: list = []  # built on the first store that needs a member offset
 
+    def layout_engine() -> LayoutEngine:
+        if not layout:
+            layout.append(LayoutEngine(list(by_path.values()), include_dirs,
+                                       target=target, tables=tables))
+        return layout[0]
+
+    sizes: dict[str, int | None] = {}
+
+    def sizeof(expr_text: str) -> int | None:
+        """`sizeof(struct x)` in bytes when the driver declares struct x and its layout is
+        exact (asked only when two sizes differ by sizeofs alone: rare, so the layout engine
+        is built on demand)."""
+        if expr_text not in sizes:
+            sizes[expr_text] = _record_size(expr_text, layout_engine)
+        return sizes[expr_text]
+
     def cpu_access(fn: FunctionDef, cfg, src: SourceFile) -> list[Event]:
         out = []
         for event, check in cpu_access_events(cfg, contracts, fn.name, src.defines, local_names):
             if check is not None:
-                if not layout:
-                    layout.append(LayoutEngine(list(by_path.values()), include_dirs,
-                                               target=target, tables=tables))
                 held = variable_types(fn.node).get(check.variable)
-                if not in_mapped_range(check, held and structs.canonical(held), layout[0], src):
+                if not in_mapped_range(check, held and structs.canonical(held), layout_engine(),
+                                       src):
                     continue
             out.append(event)
         return out
@@ -165,7 +179,7 @@ def analyse_unit(sources: list[SourceFile], contracts: Contracts, registry: Regi
                 continue
             result.analysed += 1
             explorer = analyse_function(fn, src, contracts, budget, result, summaries, structs,
-                                        members, buffers, cookies)
+                                        members, buffers, cookies, sizeof)
             for event in explorer.events_out:
                 result.findings.append(to_finding(event, src, registry))
             if _any_within(views_at, start, end):
@@ -210,6 +224,23 @@ def analyse_unit(sources: list[SourceFile], contracts: Contracts, registry: Regi
     return [results[src.path] for src in sources]
 
 
+_RECORD_SIZEOF = re.compile(r"sizeof\s*\(\s*((?:struct|union)\s+\w+)\s*\)")
+
+
+def _record_size(expr_text: str, layout_engine) -> int | None:
+    """The size of `sizeof(struct x)` from the driver's declarations, None unless exact."""
+    m = _RECORD_SIZEOF.fullmatch(expr_text)
+    if m is None:
+        return None
+    try:
+        record = layout_engine().struct(m.group(1))
+    except (RecursionError, ValueError, OSError):
+        return None
+    if record is None or record.unknown is not None or record.approximate or record.size is None:
+        return None
+    return record.size
+
+
 def _any_within(positions: list[int], start: int, end: int) -> bool:
     """Whether a sorted list of byte offsets has one in [start, end)."""
     i = bisect_left(positions, start)
@@ -247,7 +278,8 @@ def mention_pattern(names: frozenset[str]) -> re.Pattern[bytes]:
 def analyse_function(fn: FunctionDef, src: SourceFile, contracts: Contracts, budget: int,
                      result: FileResult, summaries: dict | None = None,
                      structs: StructIndex | None = None, members: dict | None = None,
-                     buffers: dict | None = None, cookies: dict | None = None) -> Explorer:
+                     buffers: dict | None = None, cookies: dict | None = None,
+                     sizeof=None) -> Explorer:
     """Explore one function; the explorer keeps its events and its field log."""
     cfg = build_cfg(fn.body, contracts.core.transparent, contracts.core.noreturn, src.iterators)
     scope = function_scope(fn, contracts)
@@ -258,6 +290,7 @@ def analyse_function(fn: FunctionDef, src: SourceFile, contracts: Contracts, bud
                         uses_errno_convention(fn, contracts), budget, summaries)
     explorer.ev.buffer_params = buffers or {}
     explorer.ev.cookie_keys = cookies or {}
+    explorer.ev.sizeof = sizeof
     out = explorer.run()
     explorer.events_out = out.events
     if not out.complete:

@@ -88,6 +88,8 @@ class Evaluator(ContractRoles):
         self.field_log = FieldLog()
         self.cookie_keys: frozenset = frozenset()  # members that hold NO_KERNEL_MAPPING cookies
         self.buffer_params: dict[str, dict[int, str]] = {}  # helpers that DMA a parameter
+        # sizeof(struct x) -> bytes, from the layout engine (None: sizes stay symbols)
+        self.sizeof: Callable[[str], int | None] | None = None
         self.core = contracts.core
         self.scope = scope
         self.defines = defines
@@ -492,6 +494,12 @@ def _arith(op: str, a: Value, b: Value) -> Value:
             return b.scale(a.const)
         if b.is_const:
             return a.scale(b.const)
+        # n * sizeof(struct x): one symbol for the product, so that two sizes built the same
+        # way compare (and the sizeof can be resolved when they are compared)
+        sa, sb = a.single(), b.single()
+        if sa is not None and sb is not None:
+            first, second = sorted((sa[0], sb[0]), key=repr)
+            return Lin.sym(("mul", first, second)).scale(sa[1] * sb[1])
         return TOP
     if a.is_const and b.is_const:
         x, y = a.const, b.const

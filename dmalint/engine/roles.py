@@ -14,7 +14,7 @@ from dmalint.engine.fieldlog import (
     Allocation, Embedded, Side, canonical, embedded_target, field_key, long_key, member_read,
 )
 from dmalint.engine.state import FAILED, LIVE, RELEASED, Region, State
-from dmalint.engine.values import TOP, Addr, Chk, Lin, Res, Value, path_text
+from dmalint.engine.values import TOP, Addr, Chk, Lin, Res, Value, path_text, sized_difference
 from dmalint.parse import text, unwrap_parens
 
 DMA_BIDIRECTIONAL = "DMA_BIDIRECTIONAL"
@@ -372,7 +372,9 @@ class ContractRoles:
         if not isinstance(released, Lin):
             return
         diff = acquired.add(released, -1)
-        if diff.is_const and diff.const != 0:
+        if not diff.is_const and self.sizeof is not None:
+            diff = sized_difference(acquired, released, self.sizeof)
+        if diff is not None and diff.is_const and diff.const != 0:
             released_text = " ".join(text(arg_nodes[idx]).split())
             self.emit(f"release-{role}-mismatch", node, st, reg, release=function,
                       **{f"acquire_{role}": acquired_text, f"release_{role}": released_text})

@@ -121,3 +121,41 @@ def path_text(path: Path | None) -> str:
         if part == "*":
             out = "*" + out
     return out
+
+
+def sized_difference(a: Lin, b: Lin, sizeof) -> Lin | None:
+    """a - b with each `sizeof(type)` replaced by its size (`sizeof(text)` -> bytes or None),
+    in products too (`n * sizeof(struct x)`), or None when a size is unknown.
+
+    A difference left as k*n for a symbol n both sides scale (`n * 12 + 8` against `n * 16 +
+    8`) is returned as the constant k: the sizes differ for every n but 0, and an allocation
+    of n = 0 elements is not one a driver makes."""
+    def resolved(v: Lin) -> Lin | None:
+        out = Lin.of(v.const)
+        for sym, k in v.terms:
+            if sym[0] == "sizeof":
+                size = sizeof(sym[1])
+                if size is None:
+                    return None
+                out = out.add(Lin.of(size * k))
+            elif sym[0] == "mul" and any(part[0] == "sizeof" for part in sym[1:]):
+                size_part = next(part for part in sym[1:] if part[0] == "sizeof")
+                other = sym[2] if sym[1] is size_part else sym[1]
+                size = sizeof(size_part[1])
+                if size is None:
+                    return None
+                out = out.add(Lin.sym(other).scale(size * k))
+            else:
+                out = out.add(Lin(((sym, k),), 0))
+        return out
+    ra, rb = resolved(a), resolved(b)
+    if ra is None or rb is None:
+        return None
+    diff = ra.add(rb, -1)
+    if diff.is_const:
+        return diff
+    if diff.const == 0 and len(diff.terms) == 1:
+        sym = diff.terms[0][0]
+        if any(s == sym for s, _ in ra.terms) and any(s == sym for s, _ in rb.terms):
+            return Lin.of(diff.terms[0][1])
+    return None
