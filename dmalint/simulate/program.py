@@ -168,19 +168,24 @@ class Program:
         """The lock members (`mutex_lock(&st->lock)`: "lock") a function takes, or its callers
         up to `up` levels take around it."""
         out: set[str] = set()
+        for fn in self._upward(name, up):
+            found = self.find(fn)
+            if found is not None:
+                out |= {m.decode() for m in _LOCK.findall(found[1].body.text or b"")}
+        return out
+
+    def _upward(self, name: str, depth: int):
+        """name, then its callers, their callers, ... up to depth levels, each once."""
         seen, frontier = {name}, [name]
-        for _ in range(up + 1):
+        for _ in range(depth + 1):
             nxt = []
             for fn in frontier:
-                found = self.find(fn)
-                if found is not None:
-                    out |= {m.decode() for m in _LOCK.findall(found[1].body.text or b"")}
+                yield fn
                 for c in self.callers(fn):
                     if c not in seen:
                         seen.add(c)
                         nxt.append(c)
             frontier = nxt
-        return out
 
     def asynchronous(self, name: str) -> bool:
         """Whether the driver registers `name` to run on its own, whatever else the driver is
@@ -202,18 +207,7 @@ class Program:
         return self.roots(name, self.address_taken, depth)
 
     def roots(self, name: str, is_root, depth: int = 4) -> list[str]:
-        seen, frontier, out = {name}, [name], []
-        for _ in range(depth + 1):
-            nxt = []
-            for fn in frontier:
-                if is_root(fn):
-                    out.append(fn)
-                for c in self.callers(fn):
-                    if c not in seen:
-                        seen.add(c)
-                        nxt.append(c)
-            frontier = nxt
-        return out
+        return [fn for fn in self._upward(name, depth) if is_root(fn)]
 
     def reaches(self, name: str, api: str, depth: int = 4) -> bool:
         """Whether calling `name` may lead to a call of `api` (through the driver's functions)."""
