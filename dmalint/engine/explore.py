@@ -104,8 +104,8 @@ class Explorer:
     def _run(self) -> ExploreResult:
         g = self.cfg.graph
         # What the explorer may forget at each node: variables no later statement reads, and
-        # those whose values cannot matter to a verdict (liveness.relevant_roots).
-        relevant, fields = relevance(self.cfg, self._is_api,
+        # those whose values cannot matter to a verdict (liveness.relevance).
+        relevant, fields = relevance(self.cfg, self._api_like().__contains__,
                                      frozenset(key[-1] for key in self.ev.cookie_keys))
         live = {n: names & relevant for n, names in live_variables(self.cfg).items()}
         self.ev.scope = replace(self.ev.scope, relevant_fields=self.ev.scope.relevant_fields & fields)
@@ -172,14 +172,12 @@ class Explorer:
                     frozenset(self.ev.field_log.keys_of_region.get(reg.rid, ()))))
         return ExploreResult(sorted(self.events.values(), key=lambda e: (e.line, e.kind)), complete)
 
-    def _is_api(self, name: str) -> bool:
-        """Whether a call may act on a DMA region: the API, a summarised helper, a function
-        that maps its buffer argument, or a kernel idiom that takes over a release."""
-        c = self.c
-        return (name in c.acquires or name in c.releases or name in c.checks or name in c.syncs
-                or name in c.mmaps or name in c.buffers or name in self.ev.summaries
-                or name in self.ev.buffer_params or name in c.core.managed_actions
-                or name in c.core.borrows)
+    def _api_like(self) -> frozenset[str]:
+        """Calls that may act on a DMA region: the API, a summarised helper, a function that
+        maps its buffer argument, or a kernel idiom that takes over a release."""
+        core = self.c.core
+        return (self.c.api_names() | frozenset(self.ev.summaries)
+                | frozenset(self.ev.buffer_params) | core.managed_actions | core.borrows)
 
     def _transfer(self, node: int, data: dict, st: State):
         """(successor, state) pairs; edges into a noreturn call's abort are left out (the path

@@ -138,7 +138,7 @@ def relevance(cfg: CFG, is_api: Callable[[str], bool],
                 continue
             assigned.setdefault(n, set()).add(target)
             sources: set[str] = set()
-            _scan(rhs, sources, sources, set(), [], set())
+            _scan(rhs, sources, set(), set(), [], set())
             _scan(lhs, sources, set(), set(), [], set())  # indices and bases: buf[i] = x uses i
             sources.discard(target)
             flows.append((target, frozenset(sources)))
