@@ -3,6 +3,14 @@ functions that used to run out of their step budget now explore every path."""
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
+from dmalint.contracts.loader import load_contracts
+from dmalint.engine import explore
+from dmalint.engine.evaluate import Evaluator, Scope
+from dmalint.engine.explore import Explorer
+from dmalint.engine.state import State
+from dmalint.engine.values import Lin
 from tests.conftest import analyse_text
 
 
@@ -140,3 +148,62 @@ retry:
 """)
     assert not _incomplete(result)
     assert result.findings == []
+
+
+
+def test_a_call_returns_afresh_each_time_it_runs():
+    # What a loop's earlier round learnt of a call's result (an interval, a relation) must not
+    # decide the next round's tests of the same call site.
+    ev = Evaluator(load_contracts(), Scope({}, frozenset(), frozenset()), {}, lambda *a, **k: None,
+                   "f")
+    st = State()
+    other = ("call", 99)
+    st.facts[("call", 5)] = (0, 0, frozenset())
+    st.facts[("rel", (("call", 5), 1), (("init", "x"), -1))] = (0, 0, frozenset())
+    st.facts[other] = (1, None, frozenset())
+    value = ev.call_result(SimpleNamespace(start_byte=5), st)
+    assert value == Lin.sym(("call", 5))
+    assert list(st.facts) == [other]
+
+
+def _spy_explorers(monkeypatch) -> list:
+    explorers = []
+    real = Explorer.run
+
+    def spy(self):
+        explorers.append(self)
+        return real(self)
+    monkeypatch.setattr(Explorer, "run", spy)
+    return explorers
+
+
+def test_integer_variants_of_one_region_shape_are_bounded(monkeypatch):
+    # A size clipped by eight independent tests: up to 256 integer variants of the same
+    # mapping per node.  Past STATES_PER_SHAPE per node they are dropped (like Pulse's
+    # disjunct limit); the leak every variant shares is still reported, as without the bound.
+    clips = "\n".join(f"\tif (p->quirk{k} && size > {k + 4})\n\t\tsize -= {k + 1};" for k in range(8))
+    code = f"""
+int send(struct priv *p, int len)
+{{
+	int size = min(len, 4096);
+	dma_addr_t d;
+
+{clips}
+	d = dma_map_single(p->dev, p->buf, size, DMA_TO_DEVICE);
+	if (dma_mapping_error(p->dev, d))
+		return -ENOMEM;
+	if (kick(p))
+		return -EIO;
+	dma_unmap_single(p->dev, d, size, DMA_TO_DEVICE);
+	return 0;
+}}
+"""
+    explorers = _spy_explorers(monkeypatch)
+    bounded = analyse_text(code)
+    assert explorers[-1].capped > 0
+    assert not _incomplete(bounded)
+    assert [(f.code, f.line) for f in bounded.findings] == [("DMA003", 27)]
+    monkeypatch.setattr(explore, "STATES_PER_SHAPE", 10 ** 6)
+    unbounded = analyse_text(code)
+    assert explorers[-1].capped == 0
+    assert [(f.code, f.line) for f in unbounded.findings] == [("DMA003", 27)]

@@ -28,6 +28,8 @@ from dmalint.source import Define
 
 WIDEN_AFTER = 3
 DEFAULT_BUDGET = 20000
+# Distinct states kept per CFG node for one set of regions (Infer's Pulse keeps 20 disjuncts)
+STATES_PER_SHAPE = 16
 _ONCE_PER_REGION = {"unchecked-use", "unchecked-alloc-use", "wrong-handle-checked",
                     "invalid-failure-test"}
 _COMPARISONS = {"==", "!=", "<", "<=", ">", ">="}
@@ -64,6 +66,8 @@ class Explorer:
         self.return_kind = return_kind
         self.errno_convention = errno_convention
         self.budget = budget
+        self.states_per_shape = STATES_PER_SHAPE
+        self.capped = 0  # states dropped by that bound
         self.events: dict[tuple, Event] = {}
         self.deferred_leaks: list = []
         self.stored_leaks: list[StoredLeak] = []
@@ -123,6 +127,7 @@ class Explorer:
         start.step(self.cfg.node(self.cfg.entry)["line"], "enter", f"enter {self.function}()")
         work = deque([(self.cfg.entry, start)])
         seen: set = set()
+        shapes: Counter = Counter()
         visits: Counter = Counter()
         modified: dict[int, frozenset[str]] = {}  # loop head -> variables the loop assigns
         steps = 0
@@ -160,6 +165,14 @@ class Explorer:
                 if key in seen:
                     continue
                 seen.add(key)
+                # Paths that hold the same regions in the same states but differ in integers
+                # (sizes tested against several constants, flags) multiply; past a few per
+                # node they are dropped, as Infer's Pulse bounds its disjuncts.
+                shape = (node, frozenset(st.regions.items()), st.irqs_off)
+                shapes[shape] += 1
+                if shapes[shape] > self.states_per_shape:
+                    self.capped += 1
+                    continue
             for succ, nxt in self._transfer(node, data, st):
                 work.append((succ, nxt))
         for ast, leak_st, reg, line, family in self.deferred_leaks:

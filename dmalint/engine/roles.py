@@ -56,7 +56,7 @@ class ContractRoles:
             reg, _ = self.region_of(mmap.args, vals, st)
             if reg is not None:
                 self.attrs_match(reg, mmap.function, mmap.args, vals, node, st)
-            return True, Lin.sym(("call", node.start_byte))
+            return True, self.call_result(node, st)
         check = self.c.checks.get(name)
         if check is not None:
             return True, self.check(name, check.args.get("handle", 0), node, arg_nodes, vals, st)
@@ -75,7 +75,7 @@ class ContractRoles:
             for rel, roles in summary.releases:
                 self._release_through(name, rel, roles, node, arg_nodes, vals, st, done,
                                       exact=summary.exact_release(rel, roles))
-            return True, Lin.sym(("call", node.start_byte))
+            return True, self.call_result(node, st)
         if summary.kind == "may-release" and any(not (isinstance(v, Lin) and v.is_const) for v in vals):
             # It frees something of these families we cannot name: whatever we hold of them
             # may be gone, so it is no longer ours to judge.
