@@ -275,6 +275,40 @@ def mention_pattern(names: frozenset[str]) -> re.Pattern[bytes]:
     return re.compile(rb"\b(?:" + _alternation(names) + rb")\b")
 
 
+MAX_NEEDLES = 32
+
+
+@lru_cache(maxsize=8)
+def mention_test(names: frozenset[str]):
+    """`test(raw)`: whether the bytes mention any of the names as a whole word.
+
+    Every file of a run is asked this (900 MB for drivers/), and the regex runs at some
+    80 MB/s, while a substring search runs at memory speed.  So the names' prefixes (`dma_`,
+    `usb_`: up to the first underscore) are looked for, and the regex is only tried where one
+    starts: 2.5 times faster over drivers/ (4.4 s against 10.7 s of CPU)."""
+    pattern = mention_pattern(names)
+    prefix = {name: name[: name.find("_", 1) + 1] if name.find("_", 1) > 0 else name
+              for name in names}
+    shared = Counter(prefix.values())
+    # A prefix shared by a few names stands for them (`dma_`); a rarer one would match much
+    # text for nothing (`sg_` is in every `msg_`), so those names stand for themselves.
+    needles = {(p if shared[p] >= 3 and len(p) >= 4 else name).encode()
+               for name, p in prefix.items()}
+    if not names or len(needles) > MAX_NEEDLES:
+        return lambda raw: pattern.search(raw) is not None
+    ordered = sorted(needles)
+
+    def test(raw: bytes) -> bool:
+        for needle in ordered:  # every name starts with a needle
+            at = raw.find(needle)
+            while at >= 0:
+                if pattern.match(raw, at) is not None:
+                    return True
+                at = raw.find(needle, at + 1)
+        return False
+    return test
+
+
 def analyse_function(fn: FunctionDef, src: SourceFile, contracts: Contracts, budget: int,
                      result: FileResult, summaries: dict | None = None,
                      structs: StructIndex | None = None, members: dict | None = None,

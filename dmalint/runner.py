@@ -17,7 +17,7 @@ from pathlib import Path
 
 from typing import Callable
 
-from dmalint.analysis import FileResult, analyse_unit, mention_pattern
+from dmalint.analysis import FileResult, analyse_unit, mention_test
 from dmalint.cache import Cache
 from dmalint.config import Config
 from dmalint.consteval import Target
@@ -163,8 +163,8 @@ def _analyse_unit_once(items: list[tuple[str, str]], cache: Cache | None,
     out.clear()
     # Only the files that mention the DMA API are read first; the others join when they call a
     # function of those (analyse_unit asks); the rest of the directory is never parsed.
-    api = mention_pattern(load_contracts().api_names())
-    first = [(p, d) for p, d in items if raws[d] is None or api.search(raws[d])]
+    api = mention_test(load_contracts().api_names())
+    first = [(p, d) for p, d in items if raws[d] is None or api(raws[d])]
     rest = [(p, d) for p, d in items if (p, d) not in first]
     sources, disk = _read_all(first, out, settings)
 
@@ -174,8 +174,8 @@ def _analyse_unit_once(items: list[tuple[str, str]], cache: Cache | None,
     def more_sources(names: frozenset[str]):
         if not names or not rest:
             return []
-        wanted = mention_pattern(names)
-        chosen = [(p, d) for p, d in rest if wanted.search(raws[d])]
+        wanted = mention_test(names)
+        chosen = [(p, d) for p, d in rest if wanted(raws[d])]
         extra, extra_disk = _read_all(chosen, out, settings)
         disk.update(extra_disk)
         joined.extend(extra)
