@@ -20,12 +20,27 @@ from dmalint.parse import collect_identifiers, text, unwrap_parens
 def live_variables(cfg: CFG) -> dict[int, frozenset[str]]:
     """live_in for every node: names that may be read on some path from the node on."""
     g = cfg.graph
-    uses: dict[int, set[str]] = {}
-    defs: dict[int, set[str]] = {}
+    # Sets of names as bit masks over the function's names: the fixed point unions and
+    # subtracts them many times per node, and an int does that in one operation.
+    bit: dict[str, int] = {}
+
+    def mask(names: set[str]) -> int:
+        m = 0
+        for name in names:
+            b = bit.get(name)
+            if b is None:
+                b = bit[name] = 1 << len(bit)
+            m |= b
+        return m
+
+    uses: dict[int, int] = {}
+    keep: dict[int, int] = {}  # the complement of defs: what flows through the node
     for n, data in g.nodes(data=True):
         u, d = _uses_defs(data)
-        uses[n], defs[n] = u, d
-    live: dict[int, set[str]] = {n: set(uses[n]) for n in g.nodes}
+        uses[n], keep[n] = mask(u), ~mask(d)
+    succ = {n: list(g.successors(n)) for n in g.nodes}
+    pred = {n: list(g.predecessors(n)) for n in g.nodes}
+    live = dict(uses)
     # A work list rather than whole rounds until nothing changes: only the predecessors of a
     # node whose set grew are looked at again.  The sets only grow, so this reaches the same
     # (least) fixed point.
@@ -34,17 +49,25 @@ def live_variables(cfg: CFG) -> dict[int, frozenset[str]]:
     while work:
         n = work.popleft()
         queued.discard(n)
-        out: set[str] = set()
-        for s in g.successors(n):
+        out = 0
+        for s in succ[n]:
             out |= live[s]
-        new = uses[n] | (out - defs[n])
+        new = uses[n] | (out & keep[n])
         if new != live[n]:
             live[n] = new
-            for p in g.predecessors(n):
+            for p in pred[n]:
                 if p not in queued:
                     queued.add(p)
                     work.append(p)
-    return {n: frozenset(v) for n, v in live.items()}
+    names = sorted(bit, key=bit.__getitem__)
+    sets: dict[int, frozenset[str]] = {}
+    result = {}
+    for n, m in live.items():
+        found = sets.get(m)
+        if found is None:
+            found = sets[m] = frozenset(name for i, name in enumerate(names) if m >> i & 1)
+        result[n] = found
+    return result
 
 
 def _uses_defs(data: dict) -> tuple[set[str], set[str]]:
