@@ -6,6 +6,8 @@ import re
 from dataclasses import dataclass, field
 from functools import cached_property
 
+from dmalint.wordtrie import trie_alternation
+
 
 @dataclass(frozen=True)
 class Declarator:
@@ -50,9 +52,15 @@ class MacroTables:
 
     @cached_property
     def iterator_re(self) -> re.Pattern[bytes]:
-        names = b"|".join(re.escape(n.encode()) for n in sorted(self.iterators, key=len, reverse=True))
+        names = trie_alternation(self.iterators) if self.iterators else b""
         alt = rb"\w*for_each\w*" + (b"|" + names if names else b"")
         return re.compile(rb"\b(" + alt + rb")\s*\(")
+
+    @cached_property
+    def iterator_needles(self) -> tuple[bytes, ...] | None:
+        """Substrings every match of iterator_re contains (None: too many to search for)."""
+        others = sorted(n.encode() for n in self.iterators if "for_each" not in n)
+        return (b"for_each", *others) if len(others) < 32 else None
 
     @cached_property
     def declarator_re(self) -> re.Pattern[bytes] | None:
@@ -64,8 +72,7 @@ class MacroTables:
 def _word_alternation(words: frozenset[str], suffix: bytes) -> re.Pattern[bytes]:
     if not words:
         return re.compile(rb"(?!x)x")  # matches nothing
-    alt = b"|".join(re.escape(w.encode()) for w in sorted(words, key=len, reverse=True))
-    return re.compile(rb"\b(" + alt + rb")" + suffix)
+    return re.compile(rb"\b(" + trie_alternation(words) + rb")" + suffix)
 
 
 def tables_from_data(data: dict, origin: str) -> MacroTables:
