@@ -85,3 +85,20 @@ def test_unbalanced_directives_do_not_crash():
     code = b"#endif\n#else\nint f(void) { return 0; }\n#if X\nint g(void) {\n"
     src = make_source(code, "u.c", load_macro_tables())
     assert len(src.code) == len(code)
+
+
+def test_iterator_heads_are_the_regex_matches():
+    # found by needle search, then the regex tried at word starts: the same matches in the
+    # same order as running the regex over the whole text
+    from dmalint.contracts.loader import load_macro_tables
+    from dmalint.source import _iterator_heads
+
+    tables = load_macro_tables()
+    text = (b"list_for_each_entry(a, b, c) { x(); }\n"
+            b"myskb_queue_walk(q, s) {}\n skb_queue_walk_safe(q, s, t) {}\n"
+            b"for_each_possible_cpu (cpu)\n f(for_each);\n xfor_eachy(1);\n"
+            b"scoped_guard(mutex, &l) {}\n scoped_guardian(x);\n")
+    expected = [(m.span(), m.group(1)) for m in tables.iterator_re.finditer(text)]
+    assert [(m.span(), m.group(1)) for m in _iterator_heads(text, tables)] == expected
+    assert [g for _, g in expected] == [b"list_for_each_entry", b"skb_queue_walk_safe",
+                                        b"for_each_possible_cpu", b"xfor_eachy", b"scoped_guard"]
