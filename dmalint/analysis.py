@@ -187,7 +187,7 @@ def analyse_unit(sources: list[SourceFile], contracts: Contracts, registry: Regi
     layout_events = memory_rules(records + _member_buffer_records(parsed, contracts, structs),
                                  by_path, target, contracts.constants.get("DMA_TO_DEVICE"),
                                  lambda: member_writes(every, structs), tables=tables,
-                                 include_dirs=include_dirs)
+                                 include_dirs=include_dirs, engine=layout_engine)
     may_release = frozenset(f for s in summaries.values() if s.kind == "may-release" for f in s.families)
     for path, event in cross_function(records, structs.defined, may_release) + layout_events:
         finding = to_finding(event, by_path[path], registry)

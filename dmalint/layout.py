@@ -45,20 +45,32 @@ class LayoutEngine:
         self.include_dirs = [Path(d) for d in include_dirs]
         self._tables = tables if tables is not None else load_macro_tables()
         self._cache = cache if cache is not None else {}  # disk path -> DeclFile (shareable)
-        self._units: list[TranslationUnit] = []
-        for src in sources:
-            self.unit(src)
+        # Units are built on first use (a unit reads, neutralises and parses every header its
+        # file includes): most lookups are answered by the first files.  They are consulted
+        # in the order of `sources`, then in the order others were asked for.
+        self._sources = {src.path: src for src in sources}
+        self._built: dict[str, TranslationUnit] = {}
+        self._extra: list[TranslationUnit] = []
+
+    @property
+    def _units(self):
+        """Every unit, in order, building those not built yet as the walk reaches them."""
+        for path, src in self._sources.items():
+            yield self.unit(src)
+        yield from list(self._extra)
 
     # public API
     def unit(self, src: SourceFile) -> "TranslationUnit":
         """The translation unit rooted at a source file (built on first use)."""
-        for unit in self._units:
-            if unit.main.src is src or unit.main.src.path == src.path:
-                return unit
+        found = self._built.get(src.path)
+        if found is not None:
+            return found
         disk = Path(src.path)
         main = DeclFile.build(src, disk if disk.is_file() else None)
         unit = TranslationUnit(self, [main] + self._includes(main))
-        self._units.append(unit)
+        self._built[src.path] = unit
+        if src.path not in self._sources:
+            self._extra.append(unit)
         return unit
 
     def evaluator(self, src: SourceFile) -> ConstEval:
@@ -75,7 +87,7 @@ class LayoutEngine:
 
     def sizeof_type(self, type_text: str, src: SourceFile | None = None) -> int | None:
         """sizeof(type_text) in src's unit (the first source's by default)."""
-        unit = self.unit(src) if src is not None else (self._units[0] if self._units else None)
+        unit = self.unit(src) if src is not None else next(iter(self._units), None)
         if unit is None:
             unit = TranslationUnit(self, [])
         return ConstEval(unit).eval_text(f"sizeof({type_text})")
@@ -88,9 +100,13 @@ class LayoutEngine:
         """Every struct/union defined in the given source (all sources by default), with a name
         or a typedef name, in source order; anonymous members are reported inside their parent."""
         out: list[StructLayout] = []
-        for unit in self._units:
-            if src is not None and unit.main.src.path != src.path:
-                continue
+        if src is not None:  # only its unit: the others need not be built
+            known = self._sources.get(src.path)
+            units = [self.unit(known)] if known is not None else \
+                [u for u in self._extra if u.main.src.path == src.path]
+        else:
+            units = self._units
+        for unit in units:
             out.extend(unit.declared_records())
         return out
 

@@ -35,15 +35,18 @@ class MemoryStats:
 def memory_rules(records: list[FunctionRecord], sources: dict[str, SourceFile], target: Target,
                  to_device: int | None, writes_of=None,
                  stats: MemoryStats | None = None, tables=None,
-                 include_dirs=()) -> list[tuple[str, Event]]:
+                 include_dirs=(), engine=None) -> list[tuple[str, Event]]:
     """Events for the cache-line and small-allocation rules, with the file each belongs to.
-    `writes_of()` returns every member the driver's functions write (computed only if needed)."""
+    `writes_of()` returns every member the driver's functions write (computed only if needed);
+    `engine()`, when given, returns the unit's layout engine (shared with the other passes, so
+    that headers are read and parsed once)."""
     stats = stats if stats is not None else MemoryStats()
     candidates = [(r, e) for r in records for e in r.log.embedded]
     allocations = [(r, a) for r in records for a in r.log.allocations]
     if not candidates and not allocations:
         return []
-    engine = LayoutEngine(list(sources.values()), include_dirs, target=target, tables=tables)
+    engine = engine() if engine is not None else \
+        LayoutEngine(list(sources.values()), include_dirs, target=target, tables=tables)
     writes: dict = dict(writes_of()) if (candidates and writes_of is not None) else {}
     for rec in records:
         for key, where in rec.log.writes.items():
