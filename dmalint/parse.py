@@ -131,6 +131,13 @@ def text(node: Node | None) -> str:
     return raw.decode("utf-8", "replace") if raw is not None else ""
 
 
+def operator(node: Node) -> str:
+    """The operator of a binary, unary, update, assignment, pointer or field expression ('' if
+    it has none): the operator token's type is its text, without copying the source out."""
+    op = node.child_by_field_name("operator")
+    return op.type if op is not None else ""
+
+
 def unwrap_parens(node: Node) -> Node:
     """The expression inside any number of parentheses."""
     while node.type == "parenthesized_expression" and node.named_child_count == 1:

@@ -20,7 +20,7 @@ from dmalint.engine.fieldlog import FieldLog, member_read
 from dmalint.engine.roles import ContractRoles
 from dmalint.engine.state import State
 from dmalint.engine.values import TOP, ZERO, Addr, Chk, Lin, Path, Res, Value, path_text
-from dmalint.parse import text, unwrap_parens
+from dmalint.parse import operator, text, unwrap_parens
 from dmalint.source import Define
 
 _NUMBER = re.compile(r"^(0[xX][0-9a-fA-F]+|0[0-7]*|[1-9][0-9]*)[uUlL]*$")
@@ -112,7 +112,7 @@ class Evaluator(ContractRoles):
         if t == "field_expression":
             base = node.child_by_field_name("argument")
             fld = "." + text(node.child_by_field_name("field"))
-            op = text(node.child_by_field_name("operator"))
+            op = operator(node)
             if op == "->":
                 self.touch(base, st, node)
                 target = self._pointee(base, st)
@@ -128,7 +128,7 @@ class Evaluator(ContractRoles):
             idx = unwrap_parens(node.child_by_field_name("index") or node)
             key = " ".join(text(idx).split()) if _stable_index(idx) else "*"
             return bp + (f"[{key}]",) if bp else None
-        if t == "pointer_expression" and text(node.child_by_field_name("operator")) == "*":
+        if t == "pointer_expression" and operator(node) == "*":
             arg = unwrap_parens(node.child_by_field_name("argument"))
             if arg.type == "update_expression":  # *++p, *p++: move the pointer, then deref
                 self.eval(arg, st)
@@ -167,7 +167,7 @@ class Evaluator(ContractRoles):
             n = len(path)
             stale = [k for k in st.env if len(k) > n and k[:n] == path]
             # An index changed: ring[i] no longer names the same element.
-            indexed = [k for k in st.env if any(p.startswith("[") for p in k[1:])]
+            indexed = [k for k in st.env if _indexed(k)]
             if indexed:
                 word = _word_re(path_text(path))
                 stale += [k for k in indexed if any(p.startswith("[") and word.search(p) for p in k[1:])]
@@ -238,7 +238,7 @@ class Evaluator(ContractRoles):
         if t == "cast_expression":
             return self.eval(node.child_by_field_name("value"), st)
         if t == "pointer_expression":
-            op = text(node.child_by_field_name("operator"))
+            op = operator(node)
             arg = node.child_by_field_name("argument")
             if op == "&":
                 path = self.lvalue(arg, st)
@@ -364,7 +364,7 @@ class Evaluator(ContractRoles):
 
     def _assignment(self, node: Node, st: State) -> Value:
         left = node.child_by_field_name("left")
-        op = text(node.child_by_field_name("operator"))
+        op = operator(node)
         right = self.eval(node.child_by_field_name("right"), st)
         path = self.lvalue(left, st)
         if op != "=":
@@ -378,7 +378,7 @@ class Evaluator(ContractRoles):
         self.store(self.lvalue(left, st), self.eval(right, st), st, at)
 
     def _unary(self, node: Node, st: State) -> Value:
-        op = text(node.child_by_field_name("operator"))
+        op = operator(node)
         v = self.eval(node.child_by_field_name("argument"), st)
         if op == "-" and isinstance(v, Lin):
             return v.scale(-1)
@@ -392,7 +392,7 @@ class Evaluator(ContractRoles):
         return TOP
 
     def _binary(self, node: Node, st: State) -> Value:
-        op = text(node.child_by_field_name("operator"))
+        op = operator(node)
         a = self.eval(node.child_by_field_name("left"), st)
         b = self.eval(node.child_by_field_name("right"), st)
         if op in ("==", "!=") and isinstance(a, Chk) and b == ZERO:
@@ -405,7 +405,7 @@ class Evaluator(ContractRoles):
 
     def _update(self, node: Node, st: State) -> Value:
         arg = node.child_by_field_name("argument")
-        op = text(node.child_by_field_name("operator"))
+        op = operator(node)
         path = self.lvalue(arg, st)
         old = self.read(path, st) if path is not None else TOP
         new = _arith("+" if op == "++" else "-", old, Lin.of(1))
@@ -450,6 +450,13 @@ class Evaluator(ContractRoles):
             for f in stale:
                 del st.facts[f]
         return Lin.sym(sym)
+
+
+@lru_cache(maxsize=65536)
+def _indexed(path: Path) -> bool:
+    """Whether a storage path goes through an element (`ring`, `[i]`, `.dma`); asked for every
+    stored path on every store, so remembered."""
+    return any(p[:1] == "[" for p in path[1:])
 
 
 @lru_cache(maxsize=4096)

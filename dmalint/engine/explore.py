@@ -23,7 +23,7 @@ from dmalint.engine.liveness import live_variables, relevance
 from dmalint.engine.state import FAILED, LIVE, Region, State
 from dmalint.engine.values import TOP, ZERO, Addr, Chk, Lin, Res, Value
 from dmalint.findings import Event
-from dmalint.parse import text, unwrap_parens
+from dmalint.parse import operator, text, unwrap_parens
 from dmalint.source import Define
 
 WIDEN_AFTER = 3
@@ -317,7 +317,7 @@ class Explorer:
         cond = unwrap_parens(cond)
         op = None
         if cond.type == "binary_expression":
-            op = text(cond.child_by_field_name("operator"))
+            op = operator(cond)
         if op in _COMPARISONS:
             left = self.ev.eval(cond.child_by_field_name("left"), st)
             right = self.ev.eval(cond.child_by_field_name("right"), st)

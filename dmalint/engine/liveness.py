@@ -14,7 +14,7 @@ import networkx as nx
 from tree_sitter import Node
 
 from dmalint.cfg import CFG
-from dmalint.parse import collect_identifiers, text, unwrap_parens
+from dmalint.parse import collect_identifiers, operator, text, unwrap_parens
 
 
 def live_variables(cfg: CFG) -> dict[int, frozenset[str]]:
@@ -89,7 +89,7 @@ def _uses_defs(data: dict) -> tuple[set[str], set[str]]:
             target = target.named_children[0]
         target = unwrap_parens(target)
         if target.type == "assignment_expression" and \
-                text(target.child_by_field_name("operator")) == "=" and \
+                operator(target) == "=" and \
                 unwrap_parens(target.child_by_field_name("left")).type == "identifier":
             defs.add(text(unwrap_parens(target.child_by_field_name("left"))))
             collect_identifiers(target.child_by_field_name("right"), uses)
@@ -256,11 +256,11 @@ def _scan(node: Node, names: set[str], fields: set[str], calls: set[str],
             value = n.child_by_field_name("value")
             if value is not None:
                 assigns.append((n.child_by_field_name("declarator"), value))
-        elif t == "pointer_expression" and text(n.child_by_field_name("operator")) == "&":
+        elif t == "pointer_expression" and operator(n) == "&":
             arg = unwrap_parens(n.child_by_field_name("argument"))
             # &x and &x.member expose x's own storage; &p->member does not expose p
             if not (arg.type == "field_expression"
-                    and text(arg.child_by_field_name("operator")) == "->"):
+                    and operator(arg) == "->"):
                 root = _target(arg)
                 if root is not None:
                     address_taken.add(root)

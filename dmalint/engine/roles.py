@@ -553,10 +553,10 @@ class ContractRoles:
         next to `curr->head`): how the region's size relates to it."""
         if not isinstance(value, Lin):
             return
+        beside = path[:-1]
         for rid, paths in self.field_log.region_paths.items():
             reg = st.regions.get(rid)
-            if reg is not None and any(len(p) == len(path) and p[:-1] == path[:-1] and p != path
-                                       for p in paths):
+            if reg is not None and any(p[:-1] == beside and p != path for p in paths):
                 self._link_size(reg, path, value)
 
     def _link_size(self, reg: Region, path, value: Lin) -> None:
