@@ -25,7 +25,8 @@ from dmalint.engine.evaluate import Scope
 from dmalint.engine.explore import DEFAULT_BUDGET, Explorer
 from dmalint.findings import Event, Finding, Notice, fingerprint
 from dmalint.parse import (
-    FunctionDef, collect_identifiers, has_pointer_declarator, iter_functions, parse, text,
+    FunctionDef, collect_identifiers, has_pointer_declarator, iter_functions, nodes_in_walk_order,
+    parse, text,
 )
 from dmalint.source import SourceFile
 from dmalint.structs import StructIndex, member_writes, type_name, variable_types
@@ -341,9 +342,7 @@ def function_scope(fn: FunctionDef, contracts: Contracts) -> Scope:
     frame: set[str] = set()  # objects in the stack frame
     arrays: set[str] = set()
     api = contracts.api_names()
-    stack: list[Node] = [fn.body]
-    while stack:
-        n = stack.pop()
+    for n in nodes_in_walk_order(fn.body, _SCOPE_TYPES):
         t = n.type
         if t == "declaration":
             static = any(c.type == "storage_class_specifier" and text(c) in ("static", "extern")
@@ -368,10 +367,14 @@ def function_scope(fn: FunctionDef, contracts: Contracts) -> Scope:
                     tests[operand] += 1
         elif t == "call_expression" and text(n.child_by_field_name("function")) in api:
             collect_identifiers(n.child_by_field_name("arguments"), relevant, fields)
-        stack.extend(n.named_children)
     repeated = frozenset(k for k, v in tests.items() if v > 1)
     return Scope(locals_, frozenset(params), frozenset(relevant), frozenset(fields), repeated, types,
                  stack_objects=frozenset(frame), arrays=frozenset(arrays))
+
+
+_SCOPE_TYPES = frozenset({"declaration", "if_statement", "while_statement", "do_statement",
+                          "for_statement", "switch_statement", "return_statement",
+                          "conditional_expression", "call_expression"})
 
 
 def _outer_declarator(decl: Node | None) -> str | None:

@@ -63,7 +63,22 @@ INDEXED_TYPES = frozenset({"call_expression", "assignment_expression", "init_dec
 
 @lru_cache(maxsize=1)
 def _indexed_query() -> Query:
-    return Query(c_language(), "[" + " ".join(f"({t})" for t in sorted(INDEXED_TYPES)) + "] @n")
+    return _types_query(INDEXED_TYPES)
+
+
+@lru_cache(maxsize=16)
+def _types_query(types: frozenset[str]) -> Query:
+    return Query(c_language(), "[" + " ".join(f"({t})" for t in sorted(types)) + "] @n")
+
+
+def nodes_in_walk_order(node: Node, types: frozenset[str]) -> list[Node]:
+    """The nodes of these (named) types under node, node included, in the order of a walk that
+    pops the last child first (`stack.extend(n.named_children)`): the reverse of the
+    document's post-order, by end descending, then start ascending, an ancestor of the same
+    span first.  A query finds them in C; walking every node through the Python binding is
+    several times slower."""
+    found = QueryCursor(_types_query(types)).captures(node).get("n", [])
+    return sorted(found, key=lambda n: (-n.end_byte, n.start_byte))
 
 
 @dataclass(frozen=True)
@@ -94,8 +109,7 @@ class FunctionDef:
         the Python binding); the walk order is the reverse of the document's post-order, that
         is by end descending, then start ascending, an ancestor of the same span first (the
         sort is stable and the query reports ancestors first)."""
-        found = QueryCursor(_indexed_query()).captures(self.body).get("n", [])
-        nodes = tuple(sorted(found, key=lambda n: (-n.end_byte, n.start_byte)))
+        nodes = tuple(nodes_in_walk_order(self.body, INDEXED_TYPES))
         return nodes, tuple(n.type for n in nodes)
 
     def nodes_of(self, *types: str) -> list[Node]:

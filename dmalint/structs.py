@@ -14,7 +14,7 @@ from tree_sitter import Node, Query, QueryCursor
 
 from dmalint.contracts.loader import load_macro_tables
 from dmalint.contracts.macros import MacroTables
-from dmalint.parse import c_language, parse, text
+from dmalint.parse import c_language, nodes_in_walk_order, parse, text
 from dmalint.source import Define, SourceError, SourceFile, read_source
 
 
@@ -151,19 +151,18 @@ def variable_types(fn_node: Node) -> dict[str, str]:
     """Parameter and local names of a function with the struct/typedef name they are declared
     with (pointer or not)."""
     out: dict[str, str] = {}
-    stack = [fn_node]
-    while stack:
-        n = stack.pop()
-        if n.type in ("parameter_declaration", "declaration"):
-            held = type_name(n.child_by_field_name("type"))
-            if held is not None:
-                for d in n.children_by_field_name("declarator"):
-                    while d is not None and d.type not in ("identifier",):
-                        d = d.child_by_field_name("declarator")
-                    if d is not None:
-                        out[text(d)] = held
-        stack.extend(n.named_children)
+    for n in nodes_in_walk_order(fn_node, _DECLARATIONS):
+        held = type_name(n.child_by_field_name("type"))
+        if held is not None:
+            for d in n.children_by_field_name("declarator"):
+                while d is not None and d.type not in ("identifier",):
+                    d = d.child_by_field_name("declarator")
+                if d is not None:
+                    out[text(d)] = held
     return out
+
+
+_DECLARATIONS = frozenset({"parameter_declaration", "declaration"})
 
 
 def member_writes(functions, structs: "StructIndex") -> dict:
