@@ -46,6 +46,7 @@ class TranslationUnit:
         self.target = engine.target
         self.main = files[0] if files else None
         self.tags: dict[str, tuple[Node, DeclFile]] = {}
+        self._members: dict[tuple, dict[str, CType]] = {}  # record -> member name -> type
         self.typedefs: dict[str, tuple[Node, Node, DeclFile]] = {}
         self.enumerators: dict[str, tuple[Node, DeclFile]] = {}
         self.globals: dict[str, tuple[Node, Node, DeclFile]] = {}
@@ -352,7 +353,13 @@ class TranslationUnit:
             spec, file = record.node, record.file
         else:
             return None
-        return _find_member_type(spec, file, member)
+        # Every member access the simulator evaluates asks this: each record's members are
+        # derived once per unit (the scan derived every member before the one asked for).
+        key = (spec.start_byte, spec.end_byte, id(file))
+        members = self._members.get(key)
+        if members is None:
+            members = self._members[key] = _member_types(spec, file)
+        return members.get(member)
 
     def _variable_type(self, ident: Node) -> CType | None:
         """The declared type of a local, a parameter (arrays decay) or a file-scope variable."""
@@ -403,21 +410,25 @@ def _parameters(function: Node) -> list[Node]:
     return [p for p in params.named_children if p.type == "parameter_declaration"] if params else []
 
 
-def _find_member_type(spec: Node, file: DeclFile, member: str) -> CType | None:
-    """The declared type of a member, looking into anonymous structs/unions."""
+def _member_types(spec: Node, file: DeclFile) -> dict[str, CType]:
+    """Every member's declared type, looking into anonymous structs/unions; for a name
+    declared twice, the first."""
+    out: dict[str, CType] = {}
     body = spec.child_by_field_name("body")
     if body is None:
-        return None
+        return out
     for anon, declarator, _width, _attrs, decl in member_declarations(body, file.src):
         type_node = decl.child_by_field_name("type")
         if anon == "":
-            found = _find_member_type(type_node, file, member)
-            if found is not None:
-                return found
+            for name, ctype in _member_types(type_node, file).items():
+                out.setdefault(name, ctype)
             continue
-        name, ctype = derive(base_type(type_node, file), declarator, file)
-        if name == member:
+        try:
+            name, ctype = derive(base_type(type_node, file), declarator, file)
+        except (ValueError, RecursionError):
+            continue  # a member we cannot read: asked for, it is unknown
+        if name not in out:
             if ctype.kind == "array" and is_bitmap_declarator(decl, file.src):
                 ctype.bitmap = True
-            return ctype
-    return None
+            out[name] = ctype
+    return out
