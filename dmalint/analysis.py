@@ -31,7 +31,7 @@ from dmalint.parse import (
 from dmalint.source import SourceFile
 from dmalint.structs import StructIndex, member_writes, type_name, variable_types
 from dmalint.transfer_members import member_buffers
-from dmalint.wordtrie import trie_alternation
+from dmalint.wordtrie import MAX_NEEDLES, trie_alternation
 
 
 @dataclass
@@ -249,9 +249,6 @@ def _member_buffer_records(parsed, contracts: Contracts, structs: StructIndex) -
 def mention_pattern(names: frozenset[str]) -> re.Pattern[bytes]:
     """Any of the names as a whole word (to find files worth reading)."""
     return re.compile(rb"\b(?:" + trie_alternation(names) + rb")\b")
-
-
-MAX_NEEDLES = 32
 
 
 @lru_cache(maxsize=8)

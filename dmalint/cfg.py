@@ -20,12 +20,11 @@ Calls the macro tables call transparent (likely, unlikely, WARN_ON) are seen thr
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from functools import lru_cache
 
 import networkx as nx
-from tree_sitter import Node, Query, QueryCursor
+from tree_sitter import Node
 
-from dmalint.parse import c_language, text, unwrap_parens
+from dmalint.parse import nodes_in_walk_order, text, unwrap_parens
 
 
 class CFGError(Exception):
@@ -433,9 +432,8 @@ def _labels(body: Node) -> list[Node]:
     """The body's labels, in the order of a walk that visits the last child first (the CFG's
     node numbers follow it), leaving out those of GNU nested functions.  Found by a query:
     walking every node through the Python binding cost a tenth of building the graph."""
-    found = QueryCursor(_label_query()).captures(body).get("l", [])
     out = []
-    for lab in sorted(found, key=lambda n: (-n.end_byte, n.start_byte)):
+    for lab in nodes_in_walk_order(body, _LABELS):
         up = lab.parent
         while up is not None and up.type != "function_definition" and up.start_byte >= body.start_byte:
             up = up.parent
@@ -444,9 +442,7 @@ def _labels(body: Node) -> list[Node]:
     return out
 
 
-@lru_cache(maxsize=1)
-def _label_query() -> Query:
-    return Query(c_language(), "(labeled_statement) @l")
+_LABELS = frozenset({"labeled_statement"})
 
 
 def _case_body(case: Node) -> list[Node]:

@@ -7,14 +7,13 @@ Built from the struct definitions of the driver's files and of the local headers
 
 from __future__ import annotations
 
-from functools import lru_cache
 from pathlib import Path
 
-from tree_sitter import Node, Query, QueryCursor
+from tree_sitter import Node
 
 from dmalint.contracts.loader import load_macro_tables
 from dmalint.contracts.macros import MacroTables
-from dmalint.parse import c_language, nodes_in_walk_order, parse, text
+from dmalint.parse import nodes_in_walk_order, parse, text
 from dmalint.source import Define, SourceError, SourceFile, read_source
 
 
@@ -30,18 +29,14 @@ def type_name(type_node: Node | None) -> str | None:
     return None
 
 
-@lru_cache(maxsize=1)
-def _type_query() -> Query:
-    return Query(c_language(), "(type_definition) @n (struct_specifier) @n (union_specifier) @n")
-
-
 def _type_nodes(root: Node) -> list[Node]:
-    """The typedefs, structs and unions under root, found by a tree-sitter query (in C, not a
-    walk of every node in Python), in the order a depth-first walk visiting the last child
-    first meets them: an ancestor before what it contains, a later node before an earlier one.
-    (A redefinition overwrites, so the order is kept as it always was.)"""
-    found = QueryCursor(_type_query()).captures(root).get("n", [])
-    return sorted(found, key=lambda n: (-n.end_byte, n.start_byte))
+    """The typedefs, structs and unions under root in the order a depth-first walk visiting
+    the last child first meets them: an ancestor before what it contains, a later node before
+    an earlier one.  (A redefinition overwrites, so the order is kept as it always was.)"""
+    return nodes_in_walk_order(root, _TYPE_NODES)
+
+
+_TYPE_NODES = frozenset({"type_definition", "struct_specifier", "union_specifier"})
 
 
 class StructIndex:

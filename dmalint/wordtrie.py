@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import re
 
+# Past this many substrings to look for, one regex scan of the text is cheaper than searching
+# for each (mention_test, iterator heads).
+MAX_NEEDLES = 32
+
 
 def trie_alternation(names) -> bytes:
     """A regex (bytes) matching exactly the names, written as a trie (`dma_(?:map_s(?:g|ingle)|..)`).

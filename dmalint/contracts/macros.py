@@ -6,7 +6,7 @@ import re
 from dataclasses import dataclass, field
 from functools import cached_property
 
-from dmalint.wordtrie import trie_alternation
+from dmalint.wordtrie import MAX_NEEDLES, trie_alternation
 
 
 @dataclass(frozen=True)
@@ -60,7 +60,7 @@ class MacroTables:
     def iterator_needles(self) -> tuple[bytes, ...] | None:
         """Substrings every match of iterator_re contains (None: too many to search for)."""
         others = sorted(n.encode() for n in self.iterators if "for_each" not in n)
-        return (b"for_each", *others) if len(others) < 32 else None
+        return (b"for_each", *others) if len(others) < MAX_NEEDLES else None
 
     @cached_property
     def declarator_re(self) -> re.Pattern[bytes] | None:
