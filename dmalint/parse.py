@@ -61,11 +61,6 @@ INDEXED_TYPES = frozenset({"call_expression", "assignment_expression", "init_dec
                            "return_statement", "if_statement", "update_expression"})
 
 
-@lru_cache(maxsize=1)
-def _indexed_query() -> Query:
-    return _types_query(INDEXED_TYPES)
-
-
 @lru_cache(maxsize=16)
 def _types_query(types: frozenset[str]) -> Query:
     return Query(c_language(), "[" + " ".join(f"({t})" for t in sorted(types)) + "] @n")
