@@ -452,7 +452,7 @@ def _case_body(case: Node) -> list[Node]:
 
 def _statement_exprs(ast: Node | None) -> list[Node]:
     """The compound statements of GNU statement expressions in ast (outermost only)."""
-    if ast is None:
+    if ast is None or b"{" not in ast.text:  # a block needs its brace: most statements have none
         return []
     out, stack = [], [ast]
     while stack:

@@ -20,7 +20,7 @@ from dmalint.engine.fieldlog import FieldLog, member_read
 from dmalint.engine.roles import ContractRoles
 from dmalint.engine.state import State
 from dmalint.engine.values import TOP, ZERO, Addr, Chk, Lin, Path, Res, Value, path_text
-from dmalint.parse import operator, text, unwrap_parens
+from dmalint.parse import node_texts, operator, text, unwrap_parens
 from dmalint.source import Define
 
 _NUMBER = re.compile(r"^(0[xX][0-9a-fA-F]+|0[0-7]*|[1-9][0-9]*)[uUlL]*$")
@@ -96,6 +96,7 @@ class Evaluator(ContractRoles):
         self.emit = emit
         self.function = function
         self._errno = self.core.errno_re
+        self.text = node_texts()  # text(), remembered per node for this function
 
     # -- storage paths -----------------------------------------------------------------------
     def lvalue(self, node: Node, st: State) -> Path | None:
@@ -108,10 +109,10 @@ class Evaluator(ContractRoles):
         node = unwrap_parens(node)
         t = node.type
         if t == "identifier":
-            return (text(node),)
+            return (self.text(node),)
         if t == "field_expression":
             base = node.child_by_field_name("argument")
-            fld = "." + text(node.child_by_field_name("field"))
+            fld = "." + self.text(node.child_by_field_name("field"))
             op = operator(node)
             if op == "->":
                 self.touch(base, st, node)
@@ -126,7 +127,7 @@ class Evaluator(ContractRoles):
             self.touch(node.child_by_field_name("argument"), st, node)
             bp = self.lvalue(node.child_by_field_name("argument"), st)
             idx = unwrap_parens(node.child_by_field_name("index") or node)
-            key = " ".join(text(idx).split()) if _stable_index(idx) else "*"
+            key = " ".join(self.text(idx).split()) if _stable_index(idx) else "*"
             return bp + (f"[{key}]",) if bp else None
         if t == "pointer_expression" and operator(node) == "*":
             arg = unwrap_parens(node.child_by_field_name("argument"))
@@ -192,7 +193,7 @@ class Evaluator(ContractRoles):
                 return
             if path is not None and not self.scope.is_local_storage(path):
                 self.log_store(path, value, reg, st, node)
-            where = path_text(path) if path is not None else " ".join(text(node).split())
+            where = path_text(path) if path is not None else " ".join(self.text(node).split())
             if reg.handle_text.endswith("()"):
                 reg = reg.but(handle_text=where)
             if path is None or not self.scope.is_local_storage(path):
@@ -214,7 +215,7 @@ class Evaluator(ContractRoles):
                 return self._statement_expr_value(node.named_children[0], st)
             return self.eval(node.named_children[0] if node.named_child_count else None, st)
         if t == "number_literal":
-            return _number(text(node))
+            return _number(self.text(node))
         if t in ("true",):
             return Lin.of(1)
         if t in ("false", "null"):
@@ -265,7 +266,7 @@ class Evaluator(ContractRoles):
             self.eval(node.child_by_field_name("left"), st)
             return self.eval(node.child_by_field_name("right"), st)
         if t == "sizeof_expression":
-            return Lin.sym(("sizeof", " ".join(text(node).split())))
+            return Lin.sym(("sizeof", " ".join(self.text(node).split())))
         if t in ("string_literal", "concatenated_string", "compound_literal_expression",
                  "initializer_list"):
             for child in node.named_children:
@@ -283,7 +284,7 @@ class Evaluator(ContractRoles):
         return TOP
 
     def _identifier(self, node: Node, st: State) -> Value:
-        name = text(node)
+        name = self.text(node)
         path = (name,)
         if name in self.scope.arrays:
             return Addr(path)  # an array decays to its address
@@ -416,7 +417,7 @@ class Evaluator(ContractRoles):
     # -- calls -------------------------------------------------------------------------------
     def call(self, node: Node, st: State) -> Value:
         fn_node = node.child_by_field_name("function")
-        name = text(fn_node) if fn_node is not None and fn_node.type == "identifier" else ""
+        name = self.text(fn_node) if fn_node is not None and fn_node.type == "identifier" else ""
         args_node = node.child_by_field_name("arguments")
         arg_nodes = [a for a in args_node.named_children if a.type != "comment"] if args_node else []
         if name in self.core.transparent:
@@ -435,7 +436,7 @@ class Evaluator(ContractRoles):
             st.irqs_off = min(st.irqs_off + 1, 3)
         elif name in self.core.irq_enable:
             st.irqs_off = max(st.irqs_off - 1, 0)
-        self.unknown_call(name or text(fn_node), node, arg_nodes, vals, st)
+        self.unknown_call(name or self.text(fn_node), node, arg_nodes, vals, st)
         return self.call_result(node, st)
 
     def call_result(self, node: Node, st: State) -> Value:

@@ -28,7 +28,8 @@ from dmalint.source import Define
 
 WIDEN_AFTER = 3
 DEFAULT_BUDGET = 20000
-# Distinct states kept per CFG node for one set of regions (Infer's Pulse keeps 20 disjuncts)
+# Distinct states kept per CFG node for one set of region statuses (Infer's Pulse keeps 20
+# disjuncts per node)
 STATES_PER_SHAPE = 16
 _ONCE_PER_REGION = {"unchecked-use", "unchecked-alloc-use", "wrong-handle-checked",
                     "invalid-failure-test"}
@@ -165,10 +166,11 @@ class Explorer:
                 if key in seen:
                     continue
                 seen.add(key)
-                # Paths that hold the same regions in the same states but differ in integers
-                # (sizes tested against several constants, flags) multiply; past a few per
-                # node they are dropped, as Infer's Pulse bounds its disjuncts.
-                shape = (node, frozenset(st.regions.items()), st.irqs_off)
+                # Paths whose regions are in the same states (live, checked, stored, ...) but
+                # which differ in integers (sizes tested against several constants, flags, a
+                # loop's fragment sizes) multiply; past a few per node they are dropped, as
+                # Infer's Pulse bounds its disjuncts.
+                shape = (node, _statuses(st.regions), st.irqs_off)
                 shapes[shape] += 1
                 if shapes[shape] > self.states_per_shape:
                     self.capped += 1
@@ -277,7 +279,7 @@ class Explorer:
         expr = unwrap_parens(expr)
         if expr.type != "call_expression":
             return
-        acq = self.c.acquires.get(text(expr.child_by_field_name("function")))
+        acq = self.c.acquires.get(self.ev.text(expr.child_by_field_name("function")))
         reg = st.regions.get(expr.start_byte)
         if acq is None or reg is None or expr.start_byte in before or acq.returns == "handle" \
                 or acq.out_arg is not None:
@@ -326,7 +328,7 @@ class Explorer:
             value, negate = self._comparison(left, op, right, cond, st)
         else:
             value, negate = self.ev.eval(cond, st), False
-        cond_text = " ".join(text(cond).split())
+        cond_text = " ".join(self.ev.text(cond).split())
         out = []
         for truth in (True, False):
             branch = self._refine(value, truth != negate, st, cond, cond_text)
@@ -514,6 +516,12 @@ class Explorer:
         if sign == "neg":
             return True
         return sign == "nonzero" and self.errno_convention and self.return_kind == "int"
+
+
+def _statuses(regions: dict) -> frozenset:
+    """What the verdicts at a return depend on, per region: not its sizes or texts."""
+    return frozenset((rid, r.status, r.checked, r.outcome_known, r.wrong_test, r.escaped,
+                      r.handed) for rid, r in regions.items())
 
 
 def _forget_dead(st: State, live: frozenset[str]) -> State:

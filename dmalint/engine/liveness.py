@@ -10,7 +10,6 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Callable
 
-import networkx as nx
 from tree_sitter import Node
 
 from dmalint.cfg import CFG
@@ -44,7 +43,7 @@ def live_variables(cfg: CFG) -> dict[int, frozenset[str]]:
     # A work list rather than whole rounds until nothing changes: only the predecessors of a
     # node whose set grew are looked at again.  The sets only grow, so this reaches the same
     # (least) fixed point.
-    work = deque(reversed(list(g.nodes)))
+    work = deque(_post_order(succ, cfg.entry, g.nodes))
     queued = set(work)
     while work:
         n = work.popleft()
@@ -65,9 +64,36 @@ def live_variables(cfg: CFG) -> dict[int, frozenset[str]]:
     for n, m in live.items():
         found = sets.get(m)
         if found is None:
-            found = sets[m] = frozenset(name for i, name in enumerate(names) if m >> i & 1)
+            members = []
+            rest = m
+            while rest:  # one round per name in the set, not per name of the function
+                low = rest & -rest
+                members.append(names[low.bit_length() - 1])
+                rest ^= low
+            found = sets[m] = frozenset(members)
         result[n] = found
     return result
+
+
+def _post_order(succ: dict, entry, nodes) -> list:
+    """Nodes in a depth-first post-order from entry (a node after all it reaches, loops
+    aside), then those entry does not reach: the order in which a backward analysis needs
+    the fewest rounds."""
+    out: list = []
+    seen = {entry}
+    stack = [(entry, iter(succ[entry]))] if entry in succ else []
+    while stack:
+        node, rest = stack[-1]
+        for nxt in rest:
+            if nxt not in seen:
+                seen.add(nxt)
+                stack.append((nxt, iter(succ[nxt])))
+                break
+        else:
+            stack.pop()
+            out.append(node)
+    out.extend(n for n in nodes if n not in seen)
+    return out
 
 
 def _uses_defs(data: dict) -> tuple[set[str], set[str]]:
@@ -207,10 +233,8 @@ class _Deciders:
         region = self.regions.get(cond)
         if region is None:
             if self.ipdom is None:
-                try:
-                    self.ipdom = nx.immediate_dominators(self.g.reverse(copy=False), self.exit)
-                except (nx.NetworkXError, KeyError):
-                    self.ipdom = {}
+                self.ipdom = immediate_dominators(
+                    {n: list(self.g.predecessors(n)) for n in self.g}, self.exit)
             stop = self.ipdom.get(cond)
             seen: set[int] = set()
             stack = list(self.g.successors(cond))
@@ -222,6 +246,59 @@ class _Deciders:
                 stack.extend(self.g.successors(m))
             region = self.regions[cond] = frozenset(seen)
         return not region.isdisjoint(targets)
+
+
+def immediate_dominators(succ: dict, start) -> dict:
+    """Each node's immediate dominator in the graph `succ` (node -> successors) entered at
+    start; start itself, and nodes start does not reach, have none.  The iterative
+    algorithm of Cooper, Harvey and Kennedy, as networkx's, over plain dicts: networkx's
+    dispatch cost more than the computation for the small graphs of functions, and the
+    explorer asks this for the reversed CFG of most functions (post-dominators).  The
+    result does not depend on the order of visits: immediate dominators are unique."""
+    if start not in succ:
+        return {}
+    order: list = []  # post-order of a depth-first walk from start
+    seen = {start}
+    stack = [(start, iter(succ[start]))]
+    while stack:
+        node, rest = stack[-1]
+        for nxt in rest:
+            if nxt not in seen:
+                seen.add(nxt)
+                stack.append((nxt, iter(succ[nxt])))
+                break
+        else:
+            stack.pop()
+            order.append(node)
+    rank = {n: i for i, n in enumerate(order)}
+    preds: dict = {n: [] for n in order}
+    for n in order:
+        for m in succ[n]:
+            preds[m].append(n)
+    idom = {start: start}
+
+    def meet(a, b):
+        while a != b:
+            while rank[a] < rank[b]:
+                a = idom[a]
+            while rank[b] < rank[a]:
+                b = idom[b]
+        return a
+    changed = True
+    while changed:
+        changed = False
+        for n in reversed(order):
+            if n == start:
+                continue
+            new = None
+            for p in preds[n]:
+                if p in idom:
+                    new = p if new is None else meet(p, new)
+            if new is not None and idom.get(n) != new:
+                idom[n] = new
+                changed = True
+    del idom[start]  # as networkx (3.x) answers: start has no dominator but itself
+    return idom
 
 
 def _scan(node: Node, names: set[str], fields: set[str], calls: set[str],

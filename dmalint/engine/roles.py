@@ -167,7 +167,7 @@ class ContractRoles:
             idx = acq.args.get(role)
             if idx is None or idx >= len(vals):
                 return None, ""
-            return vals[idx], " ".join(text(arg_nodes[idx]).split())
+            return vals[idx], " ".join(self.text(arg_nodes[idx]).split())
 
         old = st.regions.get(rid)
         if old is not None and any(isinstance(v, Res) and v.rid == rid for v in st.env.values()):
@@ -274,7 +274,7 @@ class ContractRoles:
     def _irqs_check(self, rel: Release, node: Node, st: State, reg: Region | None) -> None:
         if rel.irqs_enabled and st.irqs_off > 0:
             target = reg or Region(node.start_byte, "", node.start_point[0] + 1,
-                                   " ".join(text(node).split())[:60])
+                                   " ".join(self.text(node).split())[:60])
             self.emit("release-irqs-disabled", node, st, target, release=rel.function)
 
     def _cpu_check(self, reg: Region, rel: Release, node: Node, arg_nodes, vals, st) -> None:
@@ -287,7 +287,7 @@ class ContractRoles:
                 and cv.rid in st.regions:
             other = st.regions[cv.rid]
             self.emit("release-cpu-mismatch", node, st, reg, release=rel.function,
-                      cpu=" ".join(text(arg_nodes[c]).split()), other_line=other.line)
+                      cpu=" ".join(self.text(arg_nodes[c]).split()), other_line=other.line)
 
     def _pool_checks(self, reg: Region, acq: Acquire, rel: Release, node, arg_nodes, vals, st):
         """A block freed to another pool; a pool destroyed with blocks still out."""
@@ -295,7 +295,7 @@ class ContractRoles:
         if p is not None and p < len(vals) and isinstance(vals[p], Res) and isinstance(reg.pool, Res) \
                 and vals[p].rid != reg.pool.rid:
             self.emit("pool-mismatch", node, st, reg, release=rel.function,
-                      pool=" ".join(text(arg_nodes[p]).split()))
+                      pool=" ".join(self.text(arg_nodes[p]).split()))
         if acq.identity == "cpu" and acq.returns == "cpu":
             for block in list(st.regions.values()):
                 if isinstance(block.pool, Res) and block.pool.rid == reg.rid and block.status == LIVE \
@@ -327,7 +327,7 @@ class ContractRoles:
             if diff.is_const and diff.const > 0:
                 self.emit("sync-outside-region", node, st, reg, sync=sync.function,
                           acquire_size=reg.size_text,
-                          sync_size=" ".join(text(arg_nodes[idx]).split()))
+                          sync_size=" ".join(self.text(arg_nodes[idx]).split()))
         self.compare_count(reg, sync.args, sync.function, node, arg_nodes, vals, st,
                            "sync-count-mismatch")
         st.step(line, "sync", f"{sync.function}() hands the region to the {sync.to}")
@@ -347,7 +347,7 @@ class ContractRoles:
         e, r = mapped.const, synced.const
         if e == bidi:
             return
-        synced_text = " ".join(text(arg_nodes[idx]).split())
+        synced_text = " ".join(self.text(arg_nodes[idx]).split())
         reasons = []
         if r != e:
             reasons.append("syncs DMA memory with different direction")
@@ -375,7 +375,7 @@ class ContractRoles:
         if not diff.is_const and self.sizeof is not None:
             diff = sized_difference(acquired, released, self.sizeof)
         if diff is not None and diff.is_const and diff.const != 0:
-            released_text = " ".join(text(arg_nodes[idx]).split())
+            released_text = " ".join(self.text(arg_nodes[idx]).split())
             self.emit(f"release-{role}-mismatch", node, st, reg, release=function,
                       **{f"acquire_{role}": acquired_text, f"release_{role}": released_text})
 
@@ -386,7 +386,7 @@ class ContractRoles:
         if idx is None or idx >= len(vals) or reg.count is None:
             return
         v = vals[idx]
-        given = " ".join(text(arg_nodes[idx]).split())
+        given = " ".join(self.text(arg_nodes[idx]).split())
         if isinstance(v, Res) and v.rid == reg.rid and v.part == "count":
             reason = f"the count {reg.acquire}() returned, not the {reg.count_text} it was given"
         elif isinstance(v, Lin) and isinstance(reg.count, Lin) and \
@@ -401,7 +401,7 @@ class ContractRoles:
               vals: list[Value], st: State) -> Value:
         line = node.start_point[0] + 1
         v = vals[handle_idx] if handle_idx < len(vals) else TOP
-        checked = " ".join(text(arg_nodes[handle_idx]).split()) if handle_idx < len(arg_nodes) else "?"
+        checked = " ".join(self.text(arg_nodes[handle_idx]).split()) if handle_idx < len(arg_nodes) else "?"
         own = st.regions.get(v.rid) if isinstance(v, Res) and v.part == "handle" and not v.offset else None
         pending = [r for r in st.regions.values()
                    if r.status == LIVE and not r.checked and not r.wrong_test and r is not own
@@ -469,7 +469,7 @@ class ContractRoles:
                         st.regions[held.rid] = st.regions[held.rid].but(escaped=True, handed=True)
             elif isinstance(v, Lin) and v.terms:
                 # A scatterlist or pool passed on, or the object holding it: its region goes too.
-                root = text(arg) if arg.type == "identifier" else None
+                root = self.text(arg) if arg.type == "identifier" else None
                 for reg in list(st.regions.values()):
                     if reg.status != LIVE or self.contract_of(reg).identity != "cpu":
                         continue
@@ -527,7 +527,7 @@ class ContractRoles:
             idx = rel.args.get(role)
             if idx is None or idx >= len(vals):
                 return TOP, ""
-            return canonical(vals[idx], types, self.scope.members), " ".join(text(arg_nodes[idx]).split())
+            return canonical(vals[idx], types, self.scope.members), " ".join(self.text(arg_nodes[idx]).split())
 
         size, size_text = arg("size")
         direction, direction_text = arg("direction")
@@ -612,7 +612,7 @@ class ContractRoles:
             self.cookie_misuse(v, at, st, "dereferenced")
             reg = st.regions.get(v.rid)
             if reg is not None and v.part == "cpu" and self.contract_of(reg).failure == "null":
-                shown = " ".join(text(at).split())
+                shown = " ".join(self.text(at).split())
                 self.use(reg, at, f"dereferenced as '{shown}'", st)  # NULL faults here
             return
         source = member_read(v)
@@ -655,7 +655,7 @@ class ContractRoles:
                 self.log_embedded(arg_nodes[idx], self._transfer_direction(buf, idx, arg_nodes),
                                   name, node, st)
             if idx < len(vals) and self.scope.on_stack(vals[idx]):
-                buffer = " ".join(text(arg_nodes[idx]).split())
+                buffer = " ".join(self.text(arg_nodes[idx]).split())
                 target = Region(node.start_byte, name, node.start_point[0] + 1, buffer)
                 self.emit("stack-dma", arg_nodes[idx], st, target, call=via,
                           variable=path_text(vals[idx].path[:1]))
@@ -669,7 +669,7 @@ class ContractRoles:
         if buf.pipe is not None and buf.pipe < len(arg_nodes):
             pipe = unwrap_parens(arg_nodes[buf.pipe])
             if pipe.type == "call_expression" and \
-                    text(pipe.child_by_field_name("function")) in self.c.to_device_pipes:
+                    self.text(pipe.child_by_field_name("function")) in self.c.to_device_pipes:
                 return to_device
         return None
 
@@ -678,7 +678,7 @@ class ContractRoles:
         by the driver core, like a dmam_* allocation."""
         families: set[str] = set()
         for arg in arg_nodes:
-            summary = self.summaries.get(text(arg)) if arg.type == "identifier" else None
+            summary = self.summaries.get(self.text(arg)) if arg.type == "identifier" else None
             if summary is not None and summary.kind in ("release", "may-release"):
                 families |= set(summary.families)
         for reg in list(st.regions.values()):
@@ -695,7 +695,7 @@ class ContractRoles:
             return
         self.field_log.embedded.append(Embedded(
             target[0], target[1], direction, call,
-            " ".join(text(arg).split()), node.start_point[0] + 1, node.start_point[1] + 1,
+            " ".join(self.text(arg).split()), node.start_point[0] + 1, node.start_point[1] + 1,
             self.function, tuple(st.steps()), size_text))
 
 
