@@ -112,7 +112,6 @@ class Explorer:
         # those whose values cannot matter to a verdict (liveness.relevance).
         relevant, fields = relevance(self.cfg, self._api_like().__contains__,
                                      frozenset(key[-1] for key in self.ev.cookie_keys))
-        live = {n: names & relevant for n, names in live_variables(self.cfg).items()}
         self.ev.scope = replace(self.ev.scope, relevant_fields=self.ev.scope.relevant_fields & fields)
         # The graph's attributes in plain lists, looked up once: networkx views cost a few
         # calls per lookup, and every dequeued state asks for its node and successors.
@@ -124,6 +123,8 @@ class Explorer:
         # comparing there would find nothing the predecessor's comparison did not.  Every
         # cycle passes a node with two predecessors, so exploration still ends.
         merges = {n for n, data in nodes.items() if g.in_degree(n) != 1 or data.get("loop")}
+        live = {n: names & relevant for n, names in live_variables(self.cfg).items()
+                if n in merges}  # only asked where paths meet
         start = State()
         start.step(self.cfg.node(self.cfg.entry)["line"], "enter", f"enter {self.function}()")
         work = deque([(self.cfg.entry, start)])
