@@ -77,8 +77,8 @@ def live_variables(cfg: CFG) -> dict[int, frozenset[str]]:
 
 def _post_order(succ: dict, entry, nodes) -> list:
     """Nodes in a depth-first post-order from entry (a node after all it reaches, loops
-    aside), then those entry does not reach: the order in which a backward analysis needs
-    the fewest rounds."""
+    aside), then those of `nodes` entry does not reach: the order in which a backward
+    analysis needs the fewest rounds."""
     out: list = []
     seen = {entry}
     stack = [(entry, iter(succ[entry]))] if entry in succ else []
@@ -257,19 +257,7 @@ def immediate_dominators(succ: dict, start) -> dict:
     result does not depend on the order of visits: immediate dominators are unique."""
     if start not in succ:
         return {}
-    order: list = []  # post-order of a depth-first walk from start
-    seen = {start}
-    stack = [(start, iter(succ[start]))]
-    while stack:
-        node, rest = stack[-1]
-        for nxt in rest:
-            if nxt not in seen:
-                seen.add(nxt)
-                stack.append((nxt, iter(succ[nxt])))
-                break
-        else:
-            stack.pop()
-            order.append(node)
+    order = _post_order(succ, start, ())  # the nodes start reaches
     rank = {n: i for i, n in enumerate(order)}
     preds: dict = {n: [] for n in order}
     for n in order:
