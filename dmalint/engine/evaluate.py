@@ -20,7 +20,7 @@ from dmalint.engine.fieldlog import FieldLog, member_read
 from dmalint.engine.roles import ContractRoles
 from dmalint.engine.state import State
 from dmalint.engine.values import TOP, ZERO, Addr, Chk, Lin, Path, Res, Value, path_text
-from dmalint.parse import node_texts, operator, text, unwrap_parens
+from dmalint.parse import node_texts, operator, unwrap_parens
 from dmalint.source import Define
 
 _NUMBER = re.compile(r"^(0[xX][0-9a-fA-F]+|0[0-7]*|[1-9][0-9]*)[uUlL]*$")

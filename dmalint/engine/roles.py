@@ -15,7 +15,7 @@ from dmalint.engine.fieldlog import (
 )
 from dmalint.engine.state import FAILED, LIVE, RELEASED, Region, State
 from dmalint.engine.values import TOP, Addr, Chk, Lin, Res, Value, path_text, sized_difference
-from dmalint.parse import text, unwrap_parens
+from dmalint.parse import unwrap_parens
 
 DMA_BIDIRECTIONAL = "DMA_BIDIRECTIONAL"
 _CHECK_PHRASE = {"zero": "a test of the returned count for 0",
