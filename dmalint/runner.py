@@ -26,7 +26,6 @@ from dmalint.contracts.macros import MacroTables
 from dmalint.engine.explore import DEFAULT_BUDGET
 from dmalint.findings import Finding, Notice
 from dmalint.parse import memo
-from dmalint.simulate.verdict import simulate_findings
 from dmalint.source import MAX_FILE_BYTES, Define, SourceError, check_text, read_source
 from dmalint.workers import TIMED_OUT, call_with_limit, map_with_limits
 
@@ -284,7 +283,14 @@ def _fails_to_read(path: Path, display: str, out: dict, settings: Settings) -> b
 
 
 def _simulate(results, sources, settings: Settings | None = None) -> None:
-    """The reference simulator's verdicts, set before results are cached; never loses findings."""
+    """The reference simulator's verdicts, set before results are cached; never loses findings.
+
+    The simulator is imported on the first finding: most files of a pre-commit run have none,
+    and its modules take a twentieth of the start-up time."""
+    if not any(result.findings for result in results):
+        return
+    from dmalint.simulate.verdict import simulate_findings
+
     by_path = {src.path: src for src in sources}
     include_dirs = settings.include_dirs if settings is not None else ()
     tables = settings.tables if settings is not None else None

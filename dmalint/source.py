@@ -141,11 +141,16 @@ _WHILE = re.compile(rb"\bwhile\b")
 _WORD = re.compile(rb"[A-Za-z_]\w*")
 # Starts by consuming the `(` or `,` (a lookbehind there would stop the engine from skipping
 # ahead to the next `(` or `,`: twice as slow); the argument starts at group 1.
+# The argument may start on a line of its own (`alloc(dev,\n\t\tstruct foo)`).
 _TYPE_ARG = re.compile(
-    rb"[(,]([ \t]*)((?:struct|union|enum)[ \t]+\w+|"
+    rb"[(,](\s*)((?:struct|union|enum)[ \t]+\w+|"
     rb"(?:(?:unsigned|signed|long|short|int|char|const|volatile)[ \t]+)+"
-    rb"(?:unsigned|signed|long|short|int|char))([ \t]*)(?=[,)])"
+    rb"(?:unsigned|signed|long|short|int|char))(\s*)(?=[,)])"
 )
+# A GNU case range's label, matched from its `case`: `case LOW ... HIGH:` (no `;`, brace or
+# colon inside either bound; a bound ends with something other than a blank).
+_CASE_RANGE = re.compile(
+    rb"case\b\s*([^;{}:]*?[^\s;{}:])(\s*)\.\.\.(\s*)([^;{}:]*?[^\s;{}:])\s*:(?!:)")
 _NOT_CALLS = {
     b"sizeof", b"typeof", b"__typeof__", b"__typeof", b"_Alignof", b"__alignof__", b"alignof",
     b"offsetof", b"__builtin_offsetof", b"_Generic", b"va_arg", b"if", b"while", b"for",
@@ -193,6 +198,7 @@ def neutralise(raw: bytes, tables: MacroTables) -> tuple[bytes, dict[str, Define
     _rewrite_declarators(masked_b, buf, masked, tables)
     _rewrite_iterators(bytes(masked), buf, tables)
     _join_type_arguments(bytes(masked), buf)
+    _rewrite_case_ranges(bytes(masked), buf)
     return bytes(buf), defines, includes
 
 
@@ -369,6 +375,29 @@ def _join_type_arguments(masked: bytes, buf: bytearray) -> None:
             continue
         start, end = m.start(2), m.end(2)
         buf[start:end] = re.sub(rb"[ \t]+", lambda s: b"_" * len(s.group(0)), bytes(buf[start:end]))
+
+
+def _rewrite_case_ranges(masked: bytes, buf: bytearray) -> None:
+    """`case LOW ... HIGH:` (a GNU case range, which tree-sitter-c does not parse) becomes
+    `case (LOW , HIGH):`, the same length: the `...` gives its bytes to the comma and the
+    parentheses.  A comma expression is never a case label in C, so the range stays readable
+    to whoever needs its bounds (the simulator's switch)."""
+    at = masked.find(b"...")
+    while at >= 0:
+        # Only `...` inside a case label: its `case` is close before it (variadic `...` in a
+        # parameter list or a macro has none).
+        # Matched in buf, where character literals (`case 'a' ... 'z':`) are still there;
+        # `case` and `...` were found in the masked text, so neither is in a comment.
+        start = masked.rfind(b"case", max(0, at - 200), at)
+        m = _CASE_RANGE.match(buf, start) if start >= 0 else None
+        if m is not None and m.start(2) <= at < m.end(3) and \
+                (start == 0 or masked[start - 1] not in _WORD_BYTES):
+            low, high = bytes(buf[m.start(1):m.end(1)]), bytes(buf[m.start(4):m.end(4)])
+            gap1, gap2 = bytes(buf[m.start(2):m.end(2)]), bytes(buf[m.start(3):m.end(3)])
+            buf[m.start(1):m.end(4)] = b"(" + low + gap1 + b"," + gap2 + high + b")"
+            at = masked.find(b"...", m.end())
+        else:
+            at = masked.find(b"...", at + 3)
 
 
 def _call_owner(masked: bytes, pos: int) -> bytes | None:

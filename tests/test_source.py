@@ -102,3 +102,23 @@ def test_iterator_heads_are_the_regex_matches():
     assert [(m.span(), m.group(1)) for m in _iterator_heads(text, tables)] == expected
     assert [g for _, g in expected] == [b"list_for_each_entry", b"skb_queue_walk_safe",
                                         b"for_each_possible_cpu", b"xfor_eachy", b"scoped_guard"]
+
+
+def test_case_ranges_become_parenthesised_comma_labels():
+    code = (b"int f(int x, ...)\n{\n\tswitch (x) {\n\tcase 1 ... 3:\n\tcase 'a'...'z':\n"
+            b"\tcase LO ...\n\t     HI: return 1; /* case 7 ... 8: */\n\t}\n\treturn 0;\n}\n")
+    src = make_source(code, "r.c", load_macro_tables())
+    assert len(src.code) == len(code) and src.code.count(b"\n") == code.count(b"\n")
+    assert b"case (1 , 3):" in src.code
+    assert b"case ('a','z'):" in src.code
+    assert b"case (LO ,\n\t     HI):" in src.code
+    assert b"/* case 7 ... 8: */" in src.code  # comments are left alone
+    assert b"int f(int x, ...)" in src.code  # and so is a variadic parameter list
+    assert not parse(src.code).root_node.has_error
+
+
+def test_type_argument_on_its_own_line_is_joined():
+    code = b"void f(void)\n{\n\tp = alloc_percpu(d,\n\t\t\t   struct foo_stats);\n}\n"
+    src = make_source(code, "t.c", load_macro_tables())
+    assert b"\t\t\t   struct_foo_stats);" in src.code
+    assert not parse(src.code).root_node.has_error

@@ -16,7 +16,7 @@ import networkx as nx
 from tree_sitter import Node
 
 from dmalint.findings import Finding
-from dmalint.parse import text
+from dmalint.parse import text, unwrap_parens
 from dmalint.simulate.cache import Cache
 from dmalint.simulate.interp import GiveUp, Interp, norm
 from dmalint.simulate.program import Program
@@ -369,12 +369,22 @@ class Replayer(Interp):
         return [m for m in _CALLS.findall(text(ast))
                 if self.program.find(m) is not None]
 
+    def _case_holds(self, case: Node, v: int) -> bool:
+        """Whether the switch value v takes this case label.  A GNU range `case LO ... HI:`
+        reaches us as `(LO , HI)` (source.py rewrites it so that it parses)."""
+        inner = unwrap_parens(case)
+        if inner.type == "comma_expression":
+            low = self.eval(inner.child_by_field_name("left"))
+            high = self.eval(inner.child_by_field_name("right"))
+            return isinstance(low, int) and isinstance(high, int) and low <= v <= high
+        return self.eval(case) == v
+
     def switch(self, g, node, ast) -> int:
         v = self.eval(ast)
         succ = None
         for _, nxt, e in g.out_edges(node, data=True):
             for case in e.get("cases", []):
-                if case is not None and isinstance(v, int) and self.eval(case) == v:
+                if case is not None and isinstance(v, int) and self._case_holds(case, v):
                     succ = nxt
         if succ is None and isinstance(v, int):
             succ = next(nxt for _, nxt, e in g.out_edges(node, data=True)
