@@ -30,7 +30,8 @@ CONFIG_NAME = ".dmalint.toml"
 PYPROJECT = "pyproject.toml"
 DEFAULT_GRANULE = 64
 DEFAULT_PAGE_SIZE = 4096
-MACRO_KEYS = ("attributes", "attribute_functions", "iterators", "declarators", "iterator_cursors")
+MACRO_KEYS = ("attributes", "attribute_functions", "iterators", "declarators", "iterator_cursors",
+              "string_functions")
 
 
 class ConfigError(RuleFileError):

@@ -147,6 +147,16 @@ _TYPE_ARG = re.compile(
     rb"(?:(?:unsigned|signed|long|short|int|char|const|volatile)[ \t]+)+"
     rb"(?:unsigned|signed|long|short|int|char))(\s*)(?=[,)])"
 )
+# Two or more macro names before a string literal (`printk(KERN_ERR DRV_NAME "...")`): C
+# concatenates what they expand to, but tree-sitter-c takes at most one name in a string
+# concatenation.  Upper-case names only, so that keywords and variables are never joined.
+_STRING_PREFIXES = re.compile(rb'\b[A-Z_][A-Z0-9_]*(?:[ \t]+[A-Z_][A-Z0-9_]*)+(?=[ \t]*")')
+# A token that starts with a digit but is no C number: a macro argument pasted into a name
+# (`tg3_flag(tp, 5701_DMA_BUG)`, `DWC3_VER_IS_PRIOR(DWC3, 220A)`).  Hexadecimal and binary
+# literals, exponents and the u/l/f suffixes are numbers and never match.
+_DIGIT_TOKEN = re.compile(rb"\b(?!0[xXbB])\d+(?:_|[A-DG-KM-TV-Za-dg-km-tv-z])\w*")
+_OFFSETOF = re.compile(rb"\b(?:__builtin_offsetof|offsetof)\s*\(")
+_DESIGNATOR = re.compile(rb"\s*[A-Za-z_]\w*(?:\s*(?:\.\s*[A-Za-z_]\w*|\[\s*\w+\s*\]))+\s*")
 # A GNU case range's label, matched from its `case`: `case LOW ... HIGH:` (no `;`, brace or
 # colon inside either bound; a bound ends with something other than a blank).
 _CASE_RANGE = re.compile(
@@ -194,11 +204,15 @@ def neutralise(raw: bytes, tables: MacroTables) -> tuple[bytes, dict[str, Define
     defines, includes = _preprocess(raw, masked, buf)
     masked_b = bytes(masked)
     _blank_attributes(masked_b, buf, masked, tables)
+    _string_calls(bytes(masked), buf, masked, tables)
     masked_b = bytes(masked)
     _rewrite_declarators(masked_b, buf, masked, tables)
     _rewrite_iterators(bytes(masked), buf, tables)
     _join_type_arguments(bytes(masked), buf)
     _rewrite_case_ranges(bytes(masked), buf)
+    _join_string_prefixes(bytes(masked), buf)
+    _rename_digit_tokens(bytes(masked), buf)
+    _join_offsetof_designators(bytes(masked), buf)
     return bytes(buf), defines, includes
 
 
@@ -398,6 +412,52 @@ def _rewrite_case_ranges(masked: bytes, buf: bytearray) -> None:
             at = masked.find(b"...", m.end())
         else:
             at = masked.find(b"...", at + 3)
+
+
+def _string_calls(masked: bytes, buf: bytearray, mmask: bytearray, tables: MacroTables) -> None:
+    """A call of a macro that expands to a string literal (`__stringify(__LINE__)`) becomes a
+    string literal of the same width; one that spans lines is left alone."""
+    for m in tables.string_function_re.finditer(masked):
+        close = _matching_paren(masked, m.end() - 1)
+        if close < 0 or b"\n" in masked[m.start() : close]:
+            continue
+        width = close + 1 - m.start()
+        buf[m.start() : close + 1] = b'"' + b" " * (width - 2) + b'"'
+        _blank(mmask, m.start(), close + 1)
+
+
+def _join_string_prefixes(masked: bytes, buf: bytearray) -> None:
+    """`KERN_ERR DRV_NAME "..."` -> `KERN_ERR_DRV_NAME "..."`: one name, which tree-sitter-c
+    concatenates with the literal."""
+    code = bytes(buf)
+    for m in _STRING_PREFIXES.finditer(code):
+        if masked[m.start()] != code[m.start()]:
+            continue  # inside a comment or a literal
+        buf[m.start() : m.end()] = re.sub(rb"[ \t]+", lambda g: b"_" * len(g.group(0)),
+                                          code[m.start() : m.end()])
+
+
+def _rename_digit_tokens(masked: bytes, buf: bytearray) -> None:
+    """`5701_DMA_BUG` -> `_701_DMA_BUG`: an identifier, where C would have pasted one."""
+    for m in _DIGIT_TOKEN.finditer(masked):
+        buf[m.start()] = ord("_")
+
+
+def _join_offsetof_designators(masked: bytes, buf: bytearray) -> None:
+    """`offsetof(struct cb, u.tcb.tbd)` -> `offsetof(struct cb, u_tcb_tbd)`: tree-sitter-c
+    takes a single member name there.  The joined name has no offset, so the value is
+    unknown rather than a parse error."""
+    for m in _OFFSETOF.finditer(masked):
+        close = _matching_paren(masked, m.end() - 1)
+        if close < 0:
+            continue
+        comma = masked.rfind(b",", m.end(), close)
+        if comma < 0 or not _DESIGNATOR.fullmatch(masked, comma + 1, close):
+            continue
+        buf[comma + 1 : close] = bytes(buf[comma + 1 : close]).translate(_DESIGNATOR_JOIN)
+
+
+_DESIGNATOR_JOIN = bytes.maketrans(b".[]", b"___")
 
 
 def _call_owner(masked: bytes, pos: int) -> bytes | None:

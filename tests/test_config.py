@@ -177,6 +177,21 @@ def test_macro_tables_extend_the_builtin_ones(tree):
         "without a dma_mapping_error() check [DMA001]"]
 
 
+def test_user_string_functions(tree):
+    (tree / "drv" / "two.c").unlink()
+    (tree / "drv" / "s.c").write_text(
+        "static void s(struct device *dev, struct foo_priv *p, void *buf)\n"
+        "{\n"
+        "\tlog(\"at \" MYDRV_STR(__LINE__) \": map\");\n"
+        "\tp->x = dma_map_single(dev, buf, 64, DMA_TO_DEVICE);\n"
+        "}\n")
+    assert "function s() not analysed" in check("drv").stderr
+    (tree / ".dmalint.toml").write_text('[macros]\nstring_functions = ["MYDRV_STR"]\n')
+    assert lines(check("drv")) == [
+        "drv/s.c:4:2: error: 'p->x' from dma_map_single() at line 4 is stored in 'p->x' "
+        "without a dma_mapping_error() check [DMA001]"]
+
+
 def test_include_dirs_and_granule(tree):
     (tree / "inc").mkdir()
     (tree / "inc" / "g.h").write_text(GRANULE_HEADER)
@@ -255,7 +270,7 @@ def test_jobs_and_file_timeout_are_read(tree):
     ('include-dirs = ["nope"]\n', ".dmalint.toml:1: include-dirs: 'nope' is not a directory (relative to {root})"),
     ('[macros]\nattributs = ["__x"]\n',
      ".dmalint.toml:2: unknown key 'macros.attributs'; known keys: attributes, "
-     "attribute_functions, iterators, declarators, iterator_cursors"),
+     "attribute_functions, iterators, declarators, iterator_cursors, string_functions"),
     ('select = []\njobs = = 1\n', ".dmalint.toml:2: invalid TOML: Invalid value"),
 ])
 def test_bad_files_are_one_clear_line_and_exit_2(tree, text, message):

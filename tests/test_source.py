@@ -122,3 +122,41 @@ def test_type_argument_on_its_own_line_is_joined():
     src = make_source(code, "t.c", load_macro_tables())
     assert b"\t\t\t   struct_foo_stats);" in src.code
     assert not parse(src.code).root_node.has_error
+
+
+def test_macro_names_before_a_string_are_joined():
+    code = (b'void f(void)\n{\n\tprintk(KERN_ERR DRV_NAME ": x %d\\n", 1);\n'
+            b'\tpr(KERN_INFO PFX"y" PFX "z");\n\t/* KERN_ERR FOO "x" */ s = "A B ";\n'
+            b'\treturn FOO "x";\n}\n')
+    src = make_source(code, "p.c", load_macro_tables())
+    assert b'printk(KERN_ERR_DRV_NAME ": x' in src.code
+    assert b'pr(KERN_INFO_PFX"y" PFX "z")' in src.code
+    assert b'/* KERN_ERR FOO "x" */ s = "A B ";' in src.code  # comments and strings stay
+    assert b'return FOO "x";' in src.code  # one name is what tree-sitter-c already takes
+    assert not parse(src.code).root_node.has_error
+
+
+def test_string_macro_calls_become_literals():
+    code = b'void f(void)\n{\n\tdump("key@"__stringify(__LINE__)": ", k);\n}\n'
+    src = make_source(code, "s.c", load_macro_tables())
+    assert len(src.code) == len(code)
+    assert b'dump("key@""                   "": ", k);' in src.code
+    assert not parse(src.code).root_node.has_error
+
+
+def test_digit_led_macro_arguments_become_identifiers():
+    code = (b"void f(void)\n{\n\tif (flag(tp, 5701_DMA_BUG) || PRIOR(X, 220A))\n"
+            b"\t\tg(0x10ULL, 1e-5, 1.5e3f, 077, 0b101, 12UL);\n}\n")
+    src = make_source(code, "d.c", load_macro_tables())
+    assert b"flag(tp, _701_DMA_BUG) || PRIOR(X, _20A)" in src.code
+    assert b"g(0x10ULL, 1e-5, 1.5e3f, 077, 0b101, 12UL)" in src.code  # numbers are left alone
+    assert not parse(src.code).root_node.has_error
+
+
+def test_offsetof_member_designators_are_joined():
+    code = (b"int f(void)\n{\n\treturn offsetof(struct cb, u.tcb.tbd) + "
+            b"offsetof(struct cb, ring[2].x) + offsetof(struct cb, m);\n}\n")
+    src = make_source(code, "o.c", load_macro_tables())
+    assert b"offsetof(struct cb, u_tcb_tbd) + offsetof(struct cb, ring_2__x)" in src.code
+    assert b"offsetof(struct cb, m)" in src.code
+    assert not parse(src.code).root_node.has_error

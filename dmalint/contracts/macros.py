@@ -27,6 +27,7 @@ class MacroTables:
     iterators: frozenset[str] = frozenset()
     declarators: dict[str, Declarator] = field(default_factory=dict, hash=False, compare=False)
     cursors: dict[str, tuple[int, ...]] = field(default_factory=dict, hash=False, compare=False)
+    string_functions: frozenset[str] = frozenset()
 
     def extended(self, other: "MacroTables") -> "MacroTables":
         """These tables with a user's additions."""
@@ -36,6 +37,7 @@ class MacroTables:
             self.iterators | other.iterators,
             {**self.declarators, **other.declarators},
             {**self.cursors, **other.cursors},
+            self.string_functions | other.string_functions,
         )
 
     def cursor_args(self, iterator: str) -> tuple[int, ...]:
@@ -49,6 +51,10 @@ class MacroTables:
     @cached_property
     def attribute_function_re(self) -> re.Pattern[bytes]:
         return _word_alternation(self.attribute_functions, suffix=rb"\s*\(")
+
+    @cached_property
+    def string_function_re(self) -> re.Pattern[bytes]:
+        return _word_alternation(self.string_functions, suffix=rb"\s*\(")
 
     @cached_property
     def iterator_re(self) -> re.Pattern[bytes]:
@@ -98,5 +104,6 @@ def tables_from_data(data: dict, origin: str) -> MacroTables:
             raise RuleFileError(origin, None, f"iterator_cursors.{name} must be a list of argument indices")
         cursors[name] = tuple(idx)
     return MacroTables(
-        names("attributes"), names("attribute_functions"), names("iterators"), declarators, cursors
+        names("attributes"), names("attribute_functions"), names("iterators"), declarators, cursors,
+        names("string_functions"),
     )
