@@ -108,6 +108,17 @@ def test_cpu_copies_must_list_indices():
         .cpu_copies["memset"] == ((0,), ())
 
 
+def test_member_macros_must_name_distinct_indices():
+    from dmalint.contracts.loader import parse_core
+    with pytest.raises(RuleFileError, match=r"member_stores.set_it must be \[object, member, value\]"):
+        parse_core("rules/core.toml", "[member_stores]\nset_it = [0, 1]\n")
+    with pytest.raises(RuleFileError, match="member_loads.get_it"):
+        parse_core("rules/core.toml", "[member_loads]\nget_it = [1, 1]\n")
+    core = parse_core("rules/core.toml", "[member_stores]\nset_it = [0, 1, 2]\n"
+                                         "[member_loads]\nget_it = [0, 1]\n")
+    assert core.member_stores == {"set_it": (0, 1, 2)} and core.member_loads == {"get_it": (0, 1)}
+
+
 def test_buffer_may_name_several_arguments():
     c = load_contracts()
     assert c.buffers["usb_fill_control_urb"].args == (4, 3)  # data, then the setup packet

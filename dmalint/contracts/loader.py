@@ -225,7 +225,21 @@ def parse_core(origin: str, text: str) -> CoreTables:
             raise RuleFileError(origin, None, f"cpu_copies.{name} must be "
                                               f"{{ writes = [indices], reads = [indices] }}")
         copies[name] = (tuple(spec.get("writes", [])), tuple(spec.get("reads", [])))
-    return CoreTables(**patterns, **lists, cpu_copies=copies)
+    members = {}
+    for key, roles in (("member_stores", "[object, member, value]"),
+                       ("member_loads", "[object, member]")):
+        table = data.get(key, {})
+        if not isinstance(table, dict):
+            raise RuleFileError(origin, None, f"'{key}' must be a table")
+        members[key] = {}
+        width = roles.count(",") + 1
+        for name, spec in table.items():
+            if not isinstance(spec, list) or len(spec) != width or len(set(spec)) != width or \
+                    not all(isinstance(i, int) and i >= 0 for i in spec):
+                raise RuleFileError(origin, None, f"{key}.{name} must be {roles}: {width} "
+                                                  f"different argument indices")
+            members[key][name] = tuple(spec)
+    return CoreTables(**patterns, **lists, cpu_copies=copies, **members)
 
 
 @lru_cache(maxsize=1)

@@ -139,6 +139,11 @@ class CoreTables:
     # Library calls that load or store through pointer arguments: name -> (written argument
     # indices, read argument indices).
     cpu_copies: Mapping[str, tuple[tuple[int, ...], tuple[int, ...]]] = field(default_factory=dict)
+    # Macros that store a value in a member, `NAME(ptr, member, value)` being
+    # `(ptr)->member = (value)`: name -> the (object, member, value) argument indices.
+    member_stores: Mapping[str, tuple[int, int, int]] = field(default_factory=dict)
+    # ... and macros that read one: `dma_unmap_addr(ptr, member)` -> (object, member) indices.
+    member_loads: Mapping[str, tuple[int, int]] = field(default_factory=dict)
 
     @property
     def errno_re(self) -> re.Pattern[str]:

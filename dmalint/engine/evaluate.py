@@ -423,6 +423,14 @@ class Evaluator(ContractRoles):
         if name in self.core.transparent:
             vals = [self.eval(a, st) for a in arg_nodes]
             return vals[0] if vals else TOP
+        if name in self.core.member_stores:
+            indices = self.core.member_stores[name]
+            if len(arg_nodes) > max(indices):
+                return self._member_store(*(arg_nodes[i] for i in indices), st, node)
+        if name in self.core.member_loads:
+            indices = self.core.member_loads[name]
+            if len(arg_nodes) > max(indices):
+                return self._member_load(*(arg_nodes[i] for i in indices), st, node)
         vals = [self.eval(a, st) for a in arg_nodes]
         self.dma_buffers(name, node, arg_nodes, vals, st)
         handled, value = self.contract_call(name, node, arg_nodes, vals, st)
@@ -438,6 +446,41 @@ class Evaluator(ContractRoles):
             st.irqs_off = max(st.irqs_off - 1, 0)
         self.unknown_call(name or self.text(fn_node), node, arg_nodes, vals, st)
         return self.call_result(node, st)
+
+    def _member_path(self, obj: Node, member: Node, st: State, node: Node) -> Path | None:
+        """The path of `(obj)->member` for a macro given the object and the member's name,
+        built as `_lvalue` builds that of `ptr->name` (through `&x` to `x.name`); None when
+        it cannot be named (then the object is evaluated for its side effects)."""
+        path = None
+        if member.type == "identifier":
+            fld = self.text(member)
+            target = unwrap_parens(obj)
+            if target.type == "pointer_expression" and operator(target) == "&":
+                base = self.lvalue(target.child_by_field_name("argument"), st)
+                path = base + ("." + fld,) if base else None
+            else:
+                self.touch(obj, st, node)
+                pointee = self._pointee(obj, st)
+                base = self.lvalue(obj, st) if pointee is None else None
+                path = pointee + ("." + fld,) if pointee is not None else \
+                    base + ("->" + fld,) if base else None
+        if path is not None and len(path) > MAX_PATH:
+            path = None
+        if path is None:
+            self.eval(obj, st)
+        return path
+
+    def _member_store(self, obj: Node, member: Node, value: Node, st: State, node: Node) -> Value:
+        """`dma_unmap_addr_set(ptr, name, v)`: `(ptr)->name = v`.  The member argument is a
+        name, never evaluated (it is often spelt like the variable stored)."""
+        v = self.eval(value, st)
+        self.store(self._member_path(obj, member, st, node), v, st, node)
+        return TOP
+
+    def _member_load(self, obj: Node, member: Node, st: State, node: Node) -> Value:
+        """`dma_unmap_addr(ptr, name)`: the value of `(ptr)->name`."""
+        path = self._member_path(obj, member, st, node)
+        return self.read(path, st) if path is not None else TOP
 
     def call_result(self, node: Node, st: State) -> Value:
         """The value a call returns this time: a symbol named by the call site.  What the path
