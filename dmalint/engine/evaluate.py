@@ -115,12 +115,7 @@ class Evaluator(ContractRoles):
             fld = "." + self.text(node.child_by_field_name("field"))
             op = operator(node)
             if op == "->":
-                self.touch(base, st, node)
-                target = self._pointee(base, st)
-                if target is not None:
-                    return target + (fld,)
-                bp = self.lvalue(base, st)
-                return bp + ("->" + fld[1:],) if bp else None
+                return self._arrow(base, fld[1:], st, node)
             bp = self.lvalue(base, st)
             return bp + (fld,) if bp else None
         if t == "subscript_expression":
@@ -145,6 +140,15 @@ class Evaluator(ContractRoles):
         if t == "cast_expression":
             return self.lvalue(node.child_by_field_name("value"), st)
         return None
+
+    def _arrow(self, base: Node, fld: str, st: State, node: Node) -> Path | None:
+        """The path of `base->fld`: `x.fld` when base holds &x on this path."""
+        self.touch(base, st, node)
+        target = self._pointee(base, st)
+        if target is not None:
+            return target + ("." + fld,)
+        bp = self.lvalue(base, st)
+        return bp + ("->" + fld,) if bp else None
 
     def _pointee(self, ptr: Node, st: State) -> Path | None:
         """When a pointer variable holds &x on this path, the path x."""
@@ -448,9 +452,9 @@ class Evaluator(ContractRoles):
         return self.call_result(node, st)
 
     def _member_path(self, obj: Node, member: Node, st: State, node: Node) -> Path | None:
-        """The path of `(obj)->member` for a macro given the object and the member's name,
-        built as `_lvalue` builds that of `ptr->name` (through `&x` to `x.name`); None when
-        it cannot be named (then the object is evaluated for its side effects)."""
+        """The path of `(obj)->member` for a macro given the object and the member's name, as
+        `_lvalue` builds that of `ptr->name` (and `&x` gives `x.name`); None when it cannot be
+        named (then the object is evaluated for its side effects)."""
         path = None
         if member.type == "identifier":
             fld = self.text(member)
@@ -459,11 +463,7 @@ class Evaluator(ContractRoles):
                 base = self.lvalue(target.child_by_field_name("argument"), st)
                 path = base + ("." + fld,) if base else None
             else:
-                self.touch(obj, st, node)
-                pointee = self._pointee(obj, st)
-                base = self.lvalue(obj, st) if pointee is None else None
-                path = pointee + ("." + fld,) if pointee is not None else \
-                    base + ("->" + fld,) if base else None
+                path = self._arrow(obj, fld, st, node)
         if path is not None and len(path) > MAX_PATH:
             path = None
         if path is None:
