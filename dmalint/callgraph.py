@@ -70,6 +70,14 @@ def parameter_names(fn: FunctionDef) -> list[str]:
     return names
 
 
+def called_functions(functions: list[FunctionDef]) -> set[str]:
+    """The names among functions that one of the others calls: the callees of call_graph's
+    edges, without building the graph (the driver pass asks this for every unit)."""
+    names = {fn.name for fn in functions}
+    return {callee for fn in functions for callee in fn.callee_set
+            if callee in names and callee != fn.name}
+
+
 def call_graph(functions: list[FunctionDef]) -> nx.DiGraph:
     """Caller -> callee edges between the given functions."""
     g = nx.DiGraph()

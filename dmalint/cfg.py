@@ -20,6 +20,7 @@ Calls the macro tables call transparent (likely, unlikely, WARN_ON) are seen thr
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 
 import networkx as nx
 from tree_sitter import Node
@@ -45,6 +46,24 @@ class CFG:
 
     def node(self, n: int) -> dict:
         return self.graph.nodes[n]
+
+    # The graph in plain dictionaries, made once per function (the graph is never changed
+    # after it is built): liveness, relevance and the explorer each walk it, and every lookup
+    # through networkx's views costs a few calls.
+    @cached_property
+    def nodes_data(self) -> dict[int, dict]:
+        """Node -> its attribute dictionary (the graph's own, not a copy)."""
+        return dict(self.graph.nodes(data=True))
+
+    @cached_property
+    def succ(self) -> dict[int, list[int]]:
+        """Node -> its successors, in the graph's order."""
+        return {n: list(adj) for n, adj in self.graph.adjacency()}
+
+    @cached_property
+    def pred(self) -> dict[int, list[int]]:
+        """Node -> its predecessors, in the graph's order."""
+        return {n: list(self.graph.predecessors(n)) for n in self.graph}
 
 
 @dataclass

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from typing import Callable
 
-from dmalint.analysis import FileResult, analyse_unit, mention_test
+from dmalint.analysis import FileResult, analyse_unit, mention_test, mentioning
 from dmalint.cache import Cache
 from dmalint.config import Config
 from dmalint.consteval import Target
@@ -164,7 +164,8 @@ def _analyse_unit_once(items: list[tuple[str, str]], cache: Cache | None,
     # function of those (analyse_unit asks); the rest of the directory is never parsed.
     api = mention_test(load_contracts().api_names())
     first = [(p, d) for p, d in items if raws[d] is None or api(raws[d])]
-    rest = [(p, d) for p, d in items if (p, d) not in first]
+    chosen_first = set(first)
+    rest = [item for item in items if item not in chosen_first]
     sources, disk = _read_all(first, out, settings)
 
     joined = []  # files read because they call the driver's DMA functions: the simulator
@@ -173,8 +174,8 @@ def _analyse_unit_once(items: list[tuple[str, str]], cache: Cache | None,
     def more_sources(names: frozenset[str]):
         if not names or not rest:
             return []
-        wanted = mention_test(names)
-        chosen = [(p, d) for p, d in rest if wanted(raws[d])]
+        hits = mentioning(names, [raws[d] for _, d in rest])
+        chosen = [item for item, hit in zip(rest, hits) if hit]
         extra, extra_disk = _read_all(chosen, out, settings)
         disk.update(extra_disk)
         joined.extend(extra)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from dmalint.analysis import mention_pattern, mention_test
+from dmalint.analysis import mention_pattern, mention_test, mentioning
 from dmalint.contracts.loader import load_contracts
 
 API = load_contracts().api_names()
@@ -41,3 +41,30 @@ def test_short_prefixes_stand_for_their_names():
     test = mention_test(names)
     assert test(b"sg_set_buf(&sg, p, 4);")
     assert not test(b"msg_set_buf(); spi_readl(x);")
+
+
+DRIVER_NAMES = frozenset({"foo_probe", "foo_remove", "foo_xmit", "init", "helper2", "a"})
+DRIVER_TEXTS = TEXTS + [
+    b"err = foo_probe(pdev);",
+    b"err = foo_probe2(pdev); xfoo_remove();",
+    b"static int init(void)",
+    b"reinit(); initial = 1;",
+    b"x = a;",
+    b"xa = b_a;",
+    b"\xff\xfeinit\xc3",
+    b"helper2",
+]
+
+
+@pytest.mark.parametrize("texts_size", ["small", "large"])
+def test_mentioning_agrees_with_the_regex_either_way(texts_size):
+    """Below the size that repays compiling the names' regex, the texts' words are looked up
+    instead; both ways must say what the regex says, text by text."""
+    texts = DRIVER_TEXTS if texts_size == "small" else DRIVER_TEXTS + [b" " * (1 << 20)]
+    expected = [mention_pattern(DRIVER_NAMES).search(t) is not None for t in texts]
+    assert mentioning(DRIVER_NAMES, texts) == expected
+    assert [mention_test(DRIVER_NAMES)(t) for t in texts] == expected
+
+
+def test_mentioning_nothing():
+    assert mentioning(frozenset(), [b"anything"]) == [False]

@@ -4,7 +4,9 @@
 - analysis._call_positions (the API's regex compiled once, the unit's helpers apart) against
   one regex of all the names;
 - liveness.live_variables (work list in post-order) against rounds over every node until
-  nothing changes, on every function of the fixtures.
+  nothing changes, on every function of the fixtures;
+- callgraph.called_functions against the call graph's edges, and CFG.succ/pred/nodes_data
+  against the networkx graph they are read from.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from pathlib import Path
 from hypothesis import given, settings, strategies as st
 
 from dmalint.analysis import _call_positions
+from dmalint.callgraph import call_graph, called_functions
 from dmalint.cfg import build_cfg
 from dmalint.contracts.loader import load_contracts, load_macro_tables
 from dmalint.engine.liveness import _uses_defs, live_variables
@@ -86,3 +89,36 @@ def test_live_variables_is_the_fixed_point_on_every_fixture_function():
             assert live_variables(cfg) == _rounds(cfg), (path.name, fn.name)
             functions += 1
     assert functions > 100
+
+
+def _fixture_functions():
+    tables = load_macro_tables()
+    for path in sorted(FIXTURES.rglob("*.c")):
+        src = read_source(path, str(path), tables)
+        yield path, list(iter_functions(parse(src.code).root_node))
+
+
+def test_called_functions_are_the_call_graphs_callees_on_every_fixture_file():
+    files = 0
+    for path, functions in _fixture_functions():
+        assert called_functions(functions) == {c for _, c in call_graph(functions).edges}, path.name
+        files += 1
+    assert files > 20
+
+
+def test_plain_adjacency_is_the_graphs_on_every_fixture_function():
+    """CFG.succ/pred/nodes_data, which liveness and the explorer walk, say what networkx says."""
+    contracts = load_contracts()
+    checked = 0
+    for path, functions in _fixture_functions():
+        for fn in functions:
+            if fn.damaged:
+                continue
+            cfg = build_cfg(fn.body, contracts.core.transparent, contracts.core.noreturn)
+            g = cfg.graph
+            assert cfg.succ == {n: list(g.successors(n)) for n in g}, (path.name, fn.name)
+            assert cfg.pred == {n: list(g.predecessors(n)) for n in g}, (path.name, fn.name)
+            assert list(cfg.nodes_data) == list(g.nodes)
+            assert all(cfg.nodes_data[n] is g.nodes[n] for n in g)
+            checked += 1
+    assert checked > 100

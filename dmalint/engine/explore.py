@@ -115,14 +115,15 @@ class Explorer:
         self.ev.scope = replace(self.ev.scope, relevant_fields=self.ev.scope.relevant_fields & fields)
         # The graph's attributes in plain lists, looked up once: networkx views cost a few
         # calls per lookup, and every dequeued state asks for its node and successors.
-        nodes = dict(g.nodes(data=True))
-        self._succ = {n: [(s, e.get("branch"), bool(e.get("abort"))) for s, e in g.adj[n].items()]
-                      for n in nodes}
+        nodes = self.cfg.nodes_data
+        self._succ = {n: [(s, e.get("branch"), bool(e.get("abort"))) for s, e in adj.items()]
+                      for n, adj in g.adjacency()}
         # States are compared (and first stripped of what no longer matters) only where paths
         # meet: a node with one predecessor gets one state per state of that predecessor, so
         # comparing there would find nothing the predecessor's comparison did not.  Every
         # cycle passes a node with two predecessors, so exploration still ends.
-        merges = {n for n, data in nodes.items() if g.in_degree(n) != 1 or data.get("loop")}
+        pred = self.cfg.pred
+        merges = {n for n, data in nodes.items() if len(pred[n]) != 1 or data.get("loop")}
         live = {n: names & relevant for n, names in live_variables(self.cfg).items()
                 if n in merges}  # only asked where paths meet
         start = State()

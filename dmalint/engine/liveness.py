@@ -18,7 +18,6 @@ from dmalint.parse import collect_identifiers, operator, text, unwrap_parens
 
 def live_variables(cfg: CFG) -> dict[int, frozenset[str]]:
     """live_in for every node: names that may be read on some path from the node on."""
-    g = cfg.graph
     # Sets of names as bit masks over the function's names: the fixed point unions and
     # subtracts them many times per node, and an int does that in one operation.
     bit: dict[str, int] = {}
@@ -34,16 +33,15 @@ def live_variables(cfg: CFG) -> dict[int, frozenset[str]]:
 
     uses: dict[int, int] = {}
     keep: dict[int, int] = {}  # the complement of defs: what flows through the node
-    for n, data in g.nodes(data=True):
+    for n, data in cfg.nodes_data.items():
         u, d = _uses_defs(data)
         uses[n], keep[n] = mask(u), ~mask(d)
-    succ = {n: list(g.successors(n)) for n in g.nodes}
-    pred = {n: list(g.predecessors(n)) for n in g.nodes}
+    succ, pred = cfg.succ, cfg.pred
     live = dict(uses)
     # A work list rather than whole rounds until nothing changes: only the predecessors of a
     # node whose set grew are looked at again.  The sets only grow, so this reaches the same
     # (least) fixed point.
-    work = deque(_post_order(succ, cfg.entry, g.nodes))
+    work = deque(_post_order(succ, cfg.entry, succ))
     queued = set(work)
     while work:
         n = work.popleft()
@@ -149,14 +147,13 @@ def relevance(cfg: CFG, is_api: Callable[[str], bool],
     over-inclusive by design: keeping a name costs only time.
 
     Returns (variables, members); members are bare field names."""
-    g = cfg.graph
     relevant: set[str] = set()  # variables, and members as ".name"
     derived: set[str] = set()  # names holding (something computed from) an API result
     tests: dict[str, list[int]] = {}
     flows: list[tuple[str, frozenset[str]]] = []  # (assigned name, names the value comes from)
     api_nodes: set[int] = set()
     assigned: dict[int, set[str]] = {}  # node -> names it assigns
-    for n, data in g.nodes(data=True):
+    for n, data in cfg.nodes_data.items():
         kind = data["kind"]
         if kind == "assign":
             asts = [data["lhs"], data["rhs"]]
@@ -224,7 +221,8 @@ class _Deciders:
     meet again).  Each condition's region is walked once and kept."""
 
     def __init__(self, cfg: CFG):
-        self.g = cfg.graph
+        self.succ = cfg.succ
+        self.pred = cfg.pred
         self.exit = cfg.exit
         self.ipdom: dict[int, int] | None = None  # computed on the first question
         self.regions: dict[int, frozenset[int]] = {}
@@ -233,17 +231,16 @@ class _Deciders:
         region = self.regions.get(cond)
         if region is None:
             if self.ipdom is None:
-                self.ipdom = immediate_dominators(
-                    {n: list(self.g.predecessors(n)) for n in self.g}, self.exit)
+                self.ipdom = immediate_dominators(self.pred, self.exit)
             stop = self.ipdom.get(cond)
             seen: set[int] = set()
-            stack = list(self.g.successors(cond))
+            stack = list(self.succ[cond])
             while stack:
                 m = stack.pop()
                 if m in seen or m == stop or m == cond:
                     continue
                 seen.add(m)
-                stack.extend(self.g.successors(m))
+                stack.extend(self.succ[m])
             region = self.regions[cond] = frozenset(seen)
         return not region.isdisjoint(targets)
 
