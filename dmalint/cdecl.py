@@ -305,9 +305,12 @@ class DeclFile:
         return out
 
     def _collect(self, root: Node) -> None:
-        stack = [root]
+        # Each node with its parent's type: the walk knows it, while Node.parent searches
+        # down from the root every time it is asked (a third of this walk's time in a large
+        # header).
+        stack: list[tuple[Node, str | None]] = [(root, root.parent.type if root.parent else None)]
         while stack:
-            node = stack.pop()
+            node, parent_type = stack.pop()
             kind = node.type
             if kind in ("compound_statement", "initializer_list", "argument_list",
                         "parameter_list", "string_literal", "comment"):
@@ -328,7 +331,7 @@ class DeclFile:
                     name, _ = derive(CType("name"), decl, self)
                     if name:
                         self.typedefs.setdefault(name, (node, decl))
-            elif kind == "declaration" and node.parent is not None and node.parent.type in (
+            elif kind == "declaration" and parent_type in (
                     "translation_unit", "preproc_if", "preproc_ifdef", "preproc_else",
                     "preproc_elif", "ERROR", "declaration_list"):
                 for decl in node.children_by_field_name("declarator"):
@@ -337,7 +340,7 @@ class DeclFile:
                     name, _ = derive(CType("name"), decl, self)
                     if name:
                         self.globals.setdefault(name, (node, decl))
-            stack.extend(reversed(node.children))
+            stack.extend((child, kind) for child in reversed(node.children))
 
 
 def _declares_function(decl: Node) -> bool:

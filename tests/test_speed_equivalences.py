@@ -6,7 +6,8 @@
 - liveness.live_variables (work list in post-order) against rounds over every node until
   nothing changes, on every function of the fixtures;
 - callgraph.called_functions against the call graph's edges, and CFG.succ/pred/nodes_data
-  against the networkx graph they are read from.
+  against the networkx graph they are read from;
+- liveness._scan (member bases known from the walk) against asking each node for its parent.
 """
 
 from __future__ import annotations
@@ -20,8 +21,8 @@ from dmalint.analysis import _call_positions
 from dmalint.callgraph import call_graph, called_functions
 from dmalint.cfg import build_cfg
 from dmalint.contracts.loader import load_contracts, load_macro_tables
-from dmalint.engine.liveness import _uses_defs, live_variables
-from dmalint.parse import iter_functions, node_texts, parse, text
+from dmalint.engine.liveness import _scan, _uses_defs, live_variables
+from dmalint.parse import iter_functions, node_texts, nodes_in_walk_order, parse, text
 from dmalint.source import read_source
 from dmalint.wordtrie import trie_alternation
 
@@ -122,3 +123,39 @@ def test_plain_adjacency_is_the_graphs_on_every_fixture_function():
             assert all(cfg.nodes_data[n] is g.nodes[n] for n in g)
             checked += 1
     assert checked > 100
+
+
+def _scan_by_parent(node, names, fields):
+    """liveness._scan's uses as they were computed before the walk tracked parents: asking
+    each member access for its parent."""
+    stack = [node]
+    while stack:
+        n = stack.pop()
+        if n.type == "identifier":
+            names.add(text(n))
+        elif n.type == "field_expression":
+            parent = n.parent
+            if not (parent is not None and parent.type in ("field_expression", "subscript_expression")
+                    and parent.child_by_field_name("argument") == n):
+                field = n.child_by_field_name("field")
+                if field is not None:
+                    names.add("." + text(field))
+                    fields.add(text(field))
+        stack.extend(n.named_children)
+
+
+def test_scan_tracks_member_bases_as_parent_lookups_did():
+    """Every expression of every fixture function, scanned from itself (so that a scan that
+    starts at a member access nested in another one is covered too)."""
+    scanned = 0
+    for path, functions in _fixture_functions():
+        for fn in functions:
+            for n in nodes_in_walk_order(fn.body, frozenset({
+                    "expression_statement", "field_expression", "subscript_expression",
+                    "parenthesized_expression"})):
+                got_names, got_fields, want_names, want_fields = set(), set(), set(), set()
+                _scan(n, got_names, got_fields, set(), [], set())
+                _scan_by_parent(n, want_names, want_fields)
+                assert (got_names, got_fields) == (want_names, want_fields), (path.name, text(n))
+                scanned += 1
+    assert scanned > 1000
