@@ -11,12 +11,14 @@ from __future__ import annotations
 
 import bisect
 import copy
+import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from dmalint.contracts.macros import MacroTables
 from dmalint.parse import _MEMO
+from dmalint.wordtrie import trie_alternation
 
 MAX_FILE_BYTES = 16 * 1024 * 1024
 
@@ -118,7 +120,7 @@ def make_source(raw: bytes, display: str, tables: MacroTables) -> SourceFile:
     code, defines, includes = neutralise(raw, tables)
     # Where an iterator macro became `while`: the loop head assigns its cursor arguments.
     iterators = {}
-    for m in _WHILE.finditer(code):
+    for m in _at_word_start(_WHILE, code):
         if raw[m.start() : m.end()] != b"while":
             name = _WORD.match(raw, m.start())
             iterators[m.start()] = tables.cursor_args(name.group(0).decode() if name else "")
@@ -127,34 +129,78 @@ def make_source(raw: bytes, display: str, tables: MacroTables) -> SourceFile:
 
 # --- neutralisation -------------------------------------------------------------------------
 
+# A comment, a string or a character literal.  Each body is written as runs of ordinary bytes
+# between escapes (`[^"\\\n]*(?:\\.[^"\\\n]*)*` rather than `(?:\\.|[^"\\\n])*`, and a comment as
+# runs of non-stars rather than a lazy `.*?(?:\*/|\Z)`): the same matches, but the engine takes
+# a run in one step instead of one alternation per byte (an eighth of drivers/ is comments).
+# A comment ends at its first `*/` or at the end of the text.
 _LEXICAL = re.compile(
-    rb"//(?:[^\n\\]|\\.)*|/\*.*?(?:\*/|\Z)|\"(?:\\.|[^\"\\\n])*\"?|'(?:\\.|[^'\\\n])*'?", re.S
+    rb"//[^\n\\]*(?:\\.[^\n\\]*)*|/\*[^*]*(?:\*(?!/)[^*]*)*(?:\*/)?|"
+    rb"\"[^\"\\\n]*(?:\\.[^\"\\\n]*)*\"?|'[^'\\\n]*(?:\\.[^'\\\n]*)*'?", re.S
 )
-_DIRECTIVE = re.compile(rb"^[ \t]*#(?:[^\n\\]|\\.|\\\n)*", re.M)
-_DIRECTIVE_NAME = re.compile(rb"#\s*(\w*)\s*(.*)", re.S)
+# A directive line (`^[ \t]*#`, then up to the first newline no backslash escapes), matched
+# from the newline before it: a pattern that starts with a literal lets the engine skip ahead
+# to the next newline, where `^` under re.M is tried at every byte (three times slower).  The
+# text scanned is the masked text after a newline (so a directive on the first line has one
+# too): the match starts at the directive's own offset in the masked text.  Group 1 is the
+# directive's name: `[ \t\r\f\v]*` is the `\s*` after `#` that cannot leave the line.
+_DIRECTIVE = re.compile(rb"\n[ \t]*#[ \t\r\f\v]*(\w*)[^\n\\]*(?:\\[\s\S][^\n\\]*)*")
 _DEFINE = re.compile(rb"([A-Za-z_]\w*)(\([^)]*\))?\s*(.*)", re.S)
+# A whole `#define` line (continued lines joined) with no `/`, `"` or `'` in it, so no
+# comment or literal: what _record_define's general path (comments and literals dropped, `#`
+# and `define` stripped, then _DEFINE) reads there, in one match.  Those three bytes are in
+# none of its sets, so on a line with one it does not match at all.
+_DEFINE_LINE = re.compile(rb"\s*#\s*define\s*([A-Za-z_]\w*)(\([^)/\"']*\))?\s*([^/\"']*)")
 _INCLUDE = re.compile(rb'"([^"]+)"')
 # Every byte but a newline to a space (what re.sub(rb"[^\n]", b" ", ...) would do), for
 # bytes.translate: blanking runs for every comment and literal of every file read.
 _BLANK_TABLE = bytes(0x0A if b == 0x0A else 0x20 for b in range(256))
-_WHILE = re.compile(rb"\bwhile\b")
+# `\bwhile\b` without its leading `\b` (see _at_word_start): a literal the engine skips to.
+_WHILE = re.compile(rb"while\b")
 _WORD = re.compile(rb"[A-Za-z_]\w*")
+_WORD_RUN = re.compile(rb"\w+")
 # Starts by consuming the `(` or `,` (a lookbehind there would stop the engine from skipping
 # ahead to the next `(` or `,`: twice as slow); the argument starts at group 1.
 # The argument may start on a line of its own (`alloc(dev,\n\t\tstruct foo)`).
-_TYPE_ARG = re.compile(
-    rb"[(,](\s*)((?:struct|union|enum)[ \t]+\w+|"
+_TYPE_ARG_BODY = (
+    rb"(\s*)((?:struct|union|enum)[ \t]+\w+|"
     rb"(?:(?:unsigned|signed|long|short|int|char|const|volatile)[ \t]+)+"
     rb"(?:unsigned|signed|long|short|int|char))(\s*)(?=[,)])"
 )
+_TYPE_ARG = re.compile(rb"[(,]" + _TYPE_ARG_BODY)  # what is meant; searched for as below
+# _TYPE_ARG as one pattern per first byte, which is then a literal the engine skips to at
+# memory speed, where it tests the set `[(,]` byte by byte (most of the scan's time).  A match
+# holds no `(` or `,` after its first byte, so no match hides another: the two patterns'
+# matches, merged in order, are _TYPE_ARG's (tests/test_source.py checks it).  The lookahead,
+# the first letters of the keywords, turns most `(` and `,` away before the alternatives are
+# tried (half the time that is left).
+_TYPE_ARGS = tuple(re.compile(first + rb"(?=\s*[ceilsuv])" + _TYPE_ARG_BODY)
+                   for first in (rb"\(", rb","))
 # Two or more macro names before a string literal (`printk(KERN_ERR DRV_NAME "...")`): C
 # concatenates what they expand to, but tree-sitter-c takes at most one name in a string
 # concatenation.  Upper-case names only, so that keywords and variables are never joined.
 _STRING_PREFIXES = re.compile(rb'\b[A-Z_][A-Z0-9_]*(?:[ \t]+[A-Z_][A-Z0-9_]*)+(?=[ \t]*")')
+# The quotes a _STRING_PREFIXES match can stand before: right after a name's last character,
+# after one blank that follows one, or after two blanks.  A literal first byte, so the engine
+# skips from quote to quote; the lookbehinds have fixed widths, as Python's must.
+_PREFIXED_QUOTE = re.compile(rb'"(?:(?<=[A-Z0-9_]")|(?<=[A-Z0-9_][ \t]")|(?<=[ \t][ \t]"))')
 # A token that starts with a digit but is no C number: a macro argument pasted into a name
 # (`tg3_flag(tp, 5701_DMA_BUG)`, `DWC3_VER_IS_PRIOR(DWC3, 220A)`).  Hexadecimal and binary
 # literals, exponents and the u/l/f suffixes are numbers and never match.
+# What is meant; searched for as below.
 _DIGIT_TOKEN = re.compile(rb"\b(?!0[xXbB])\d+(?:_|[A-DG-KM-TV-Za-dg-km-tv-z])\w*")
+# _DIGIT_TOKEN as searched for, in the text with every digit from 1 to 9 made a 1: one
+# pattern for the tokens that start with 0 and one for the others, each starting with a
+# literal the engine skips to at memory speed (the leading assertions would have it try the
+# pattern at every byte, and a leading `\d` would have it test a set at every byte).  Each
+# checks after its first digit that no word byte came before it (the `\b`); only a leading 0
+# can start `0x` or `0b`.  Matches are whole words, so the two never overlap
+# (tests/test_source.py checks they find what _DIGIT_TOKEN finds).
+_DIGITS_TO_ONE = bytes.maketrans(b"23456789", b"11111111")
+_DIGIT_TOKENS = (
+    re.compile(rb"0(?<!\w0)(?![xXbB])[01]*(?:_|[A-DG-KM-TV-Za-dg-km-tv-z])\w*"),
+    re.compile(rb"1(?<!\w1)[01]*(?:_|[A-DG-KM-TV-Za-dg-km-tv-z])\w*"),
+)
 _OFFSETOF = re.compile(rb"\b(?:__builtin_offsetof|offsetof)\s*\(")
 _DESIGNATOR = re.compile(rb"\s*[A-Za-z_]\w*(?:\s*(?:\.\s*[A-Za-z_]\w*|\[\s*\w+\s*\]))+\s*")
 # A GNU case range's label, matched from its `case`: `case LOW ... HIGH:` (no `;`, brace or
@@ -174,8 +220,31 @@ def _blank(buf: bytearray, start: int, end: int) -> None:
 
 
 def _mask_lexical(raw: bytes) -> bytes:
-    """Comments and literals blanked: a copy to scan for code tokens, never parsed."""
-    return _LEXICAL.sub(lambda m: m.group(0).translate(_BLANK_TABLE), raw)
+    """Comments and literals blanked: a copy to scan for code tokens, never parsed.
+
+    What _LEXICAL.sub(blank, raw) returns.  Every match starts with `/`, `"` or `'`; the
+    engine would test that set at every byte (most of the time it took), where a substring
+    search finds the next of them at memory speed, in a copy with the quotes made slashes.
+    _LEXICAL is tried there, as the engine would try it, and the search goes on after the
+    match, or after the byte when it has none (a division)."""
+    openers = raw.translate(_QUOTES_TO_SLASH)
+    pieces = []
+    done = 0
+    at = openers.find(b"/")
+    while at >= 0:
+        m = _LEXICAL.match(raw, at)
+        if m is None:
+            at = openers.find(b"/", at + 1)
+            continue
+        pieces.append(raw[done:at])
+        pieces.append(m.group().translate(_BLANK_TABLE))
+        done = m.end()
+        at = openers.find(b"/", done)
+    pieces.append(raw[done:])
+    return b"".join(pieces)
+
+
+_QUOTES_TO_SLASH = bytes.maketrans(b"\"'", b"//")
 
 
 def _matching_paren(masked: bytes, open_idx: int, limit: int = 20000) -> int:
@@ -199,73 +268,106 @@ def _matching_paren(masked: bytes, open_idx: int, limit: int = 20000) -> int:
 
 def neutralise(raw: bytes, tables: MacroTables) -> tuple[bytes, dict[str, Define], list]:
     """Return (code, defines, includes): code is raw with kernel macros made parseable."""
+    masked_text = _mask_lexical(raw)
+    defines, includes, spans = _preprocess(raw, masked_text)
     buf = bytearray(raw)
-    masked = bytearray(_mask_lexical(raw))
-    defines, includes = _preprocess(raw, masked, buf)
+    masked = bytearray(masked_text)
+    for start, end in spans:
+        # The same blank in both: blanking keeps only the newlines, which raw and the masked
+        # text have at the same offsets.
+        blank = raw[start:end].translate(_BLANK_TABLE)
+        buf[start:end] = blank
+        masked[start:end] = blank
     masked_b = bytes(masked)
     _blank_attributes(masked_b, buf, masked, tables)
     _string_calls(bytes(masked), buf, masked, tables)
     masked_b = bytes(masked)
     _rewrite_declarators(masked_b, buf, masked, tables)
-    _rewrite_iterators(bytes(masked), buf, tables)
-    _join_type_arguments(bytes(masked), buf)
-    _rewrite_case_ranges(bytes(masked), buf)
-    _join_string_prefixes(bytes(masked), buf)
-    _rename_digit_tokens(bytes(masked), buf)
-    _join_offsetof_designators(bytes(masked), buf)
+    # The passes below change buf only: one copy of the masked text serves them all.
+    masked_b = bytes(masked)
+    _rewrite_iterators(masked_b, buf, tables)
+    _join_type_arguments(masked_b, buf)
+    _rewrite_case_ranges(masked_b, buf)
+    _join_string_prefixes(masked_b, buf)
+    _rename_digit_tokens(masked_b, buf)
+    _join_offsetof_designators(masked_b, buf)
     return bytes(buf), defines, includes
 
 
-def _preprocess(raw: bytes, masked: bytearray, buf: bytearray):
-    """Blank directives and every conditional branch but the first live one.
+def _preprocess(raw: bytes, masked: bytes):
+    """Find the directives and every conditional branch but the first live one, to blank.
 
     Without a configuration we cannot know which branch is compiled; the first branch is the one
     a reader sees first and is usually the full-featured one.  ``#if 0`` is dead code.
-    """
+
+    Returns (defines, includes, spans): spans are the (start, end) ranges to blank, in order
+    and disjoint.  They are blanked by the caller once the scan is over (the scan reads the
+    masked text as it was before any blanking, which is what blanking as it went would have
+    shown it too: a range is blanked only behind the directive being read)."""
     defines: dict[str, Define] = {}
     includes: list[tuple[str, int]] = []
     frames: list[list[bool]] = []  # [taking, taken_any]
-    live = True
+    blocked = 0  # frames not taking their branch: the text is live when there is none
     dead_from = -1
+    spans: list[list[int]] = []
     line_of = _LineCounter(raw)
-    for m in _DIRECTIVE.finditer(bytes(masked)):
-        start, end = m.span()
-        text = raw[start:end]
-        name_m = _DIRECTIVE_NAME.match(bytes(masked[start:end]).lstrip())
-        name = name_m.group(1) if name_m else b""
-        rest = name_m.group(2).strip() if name_m else b""
-        was_live = live
-        if name in (b"if", b"ifdef", b"ifndef"):
-            taking = not (name == b"if" and rest in (b"0", b"(0)"))
+    scan = b"\n" + masked  # see _DIRECTIVE: offsets in scan are one past those in masked
+    for m in _DIRECTIVE.finditer(scan):
+        start, end = m.start(), m.end() - 1
+        name = m.group(1)
+        was_live = blocked == 0
+        if name in _IF_NAMES:
+            taking = not (name == b"if" and scan[m.end(1) : m.end()].strip() in _FALSE)
             frames.append([taking, taking])
+            blocked += not taking
         elif name == b"elif" and frames:
             frame = frames[-1]
-            frame[0] = not frame[1] and rest not in (b"0", b"(0)")
+            blocked -= not frame[0]
+            frame[0] = not frame[1] and scan[m.end(1) : m.end()].strip() not in _FALSE
             frame[1] = frame[1] or frame[0]
+            blocked += not frame[0]
         elif name == b"else" and frames:
             frame = frames[-1]
+            blocked -= not frame[0]
             frame[0] = not frame[1]
             frame[1] = True
+            blocked += not frame[0]
         elif name == b"endif" and frames:
-            frames.pop()
+            blocked -= not frames.pop()[0]
         elif was_live and name == b"define":
             _record_define(raw[start:end], line_of(start), defines)
         elif was_live and name == b"include":
-            inc = _INCLUDE.search(text)
+            inc = _INCLUDE.search(raw, start, end)
             if inc:
                 includes.append((inc.group(1).decode("utf-8", "replace"), line_of(start)))
-        live = all(f[0] for f in frames)
-        if was_live and not live:
-            dead_from = end
-        elif not was_live and live and dead_from >= 0:
-            _blank(buf, dead_from, start)
-            _blank(masked, dead_from, start)
-        _blank(buf, start, end)
-        _blank(masked, start, end)
-    if not live and dead_from >= 0:
-        _blank(buf, dead_from, len(buf))
-        _blank(masked, dead_from, len(masked))
-    return defines, includes
+        live = blocked == 0
+        if was_live:
+            _add_span(spans, start, end)
+            if not live:
+                dead_from = end
+        elif live:
+            # The dead text and the directives in it, up to and with this one.
+            _add_span(spans, dead_from, end)
+        # A directive read in dead text (neither live before nor after it) is blanked with
+        # that text, when it ends.
+    if blocked and dead_from >= 0:
+        _add_span(spans, dead_from, len(raw))
+    return defines, includes, spans
+
+
+_IF_NAMES = frozenset((b"if", b"ifdef", b"ifndef"))
+_FALSE = frozenset((b"0", b"(0)"))
+
+
+def _add_span(spans: list[list[int]], start: int, end: int) -> None:
+    """Append [start, end) to spans, or extend the last span when it ends where this one starts
+    or one byte before: directives on consecutive lines become one span to blank.  That byte
+    is the newline that ended a directive (every span ends where a directive or the text
+    ends), and blanking leaves newlines as they are."""
+    if spans and start <= spans[-1][1] + 1:
+        spans[-1][1] = end
+    else:
+        spans.append([start, end])
 
 
 class _LineCounter:
@@ -281,24 +383,31 @@ class _LineCounter:
 
 
 def _record_define(text: bytes, line: int, defines: dict[str, Define]) -> None:
-    body = _LEXICAL.sub(b" ", text.replace(b"\\\n", b" ")).lstrip()
-    body = body[1:].lstrip()[len(b"define") :].strip()
-    m = _DEFINE.match(body)
-    if not m:
-        return
-    name = m.group(1).decode("ascii", "replace")
+    # Most defines (a name and a number or an expression) have no comment or literal: one
+    # match reads them.  Trailing blanks, which the general path strips, are in the value,
+    # whose blank runs are joined below anyway.
+    m = _DEFINE_LINE.fullmatch(text.replace(b"\\\n", b" "))
+    if m is None:
+        body = _LEXICAL.sub(b" ", text.replace(b"\\\n", b" ")).lstrip()
+        body = body[1:].lstrip()[len(b"define") :].strip()
+        m = _DEFINE.match(body)
+        if not m:
+            return
+    name_b, params_b, value_b = m.groups()
+    name = name_b.decode("ascii", "replace")
     params = None
-    if m.group(2) is not None:
-        params = tuple(p.strip().decode("ascii", "replace") for p in m.group(2)[1:-1].split(b","))
-    value = b" ".join(m.group(3).split()).decode("utf-8", "replace")
+    if params_b is not None:
+        params = tuple([p.strip().decode("ascii", "replace") for p in params_b[1:-1].split(b",")])
+    value = b" ".join(value_b.split()).decode("utf-8", "replace")
     defines[name] = Define(name, value, line, params)
 
 
 def _blank_attributes(masked: bytes, buf: bytearray, mmask: bytearray, tables: MacroTables) -> None:
-    for m in tables.attribute_re.finditer(masked):
+    for m in _name_matches(tables.attribute_re, tables.attributes, rb"\b", masked):
         _blank(buf, m.start(), m.end())
         _blank(mmask, m.start(), m.end())
-    for m in tables.attribute_function_re.finditer(masked):
+    functions = tables.attribute_functions
+    for m in _name_matches(tables.attribute_function_re, functions, rb"\s*\(", masked):
         close = _matching_paren(masked, m.end() - 1)
         if close > 0:
             _blank(buf, m.start(), close + 1)
@@ -309,7 +418,7 @@ def _rewrite_declarators(masked: bytes, buf: bytearray, mmask: bytearray, tables
     """``NAME(x)`` -> ``type x`` in place, when the type fits in the width of ``NAME(``."""
     if tables.declarator_re is None:
         return
-    for m in tables.declarator_re.finditer(masked):
+    for m in _name_matches(tables.declarator_re, tables.declarators, rb"\s*\(", masked):
         spec = tables.declarators[m.group(1).decode()]
         close = _matching_paren(masked, m.end() - 1)
         width = m.end() - m.start()
@@ -358,6 +467,7 @@ def _iterator_heads(masked: bytes, tables: MacroTables):
     if needles is None:
         yield from tables.iterator_re.finditer(masked)
         return
+    needles = _least_needles(needles)
     starts = set()
     for needle in needles:
         at = masked.find(needle)
@@ -377,18 +487,123 @@ def _iterator_heads(masked: bytes, tables: MacroTables):
             end = m.end()
 
 
+def _least_needles(needles: tuple[bytes, ...]) -> tuple[bytes, ...]:
+    """needles without the words that contain another needle (`skb_queue_walk_safe` holds
+    `skb_queue_walk`): such a word occurs only where the other does, in the same word, so
+    _iterator_heads finds the same word starts with one text search fewer each (a search of
+    the whole text each, most of that pass's time)."""
+    least = _LEAST_NEEDLES.get(needles)
+    if least is None:
+        least = _LEAST_NEEDLES[needles] = tuple(
+            needle for needle in needles
+            if not (_WORD_RUN.fullmatch(needle)
+                    and any(other != needle and other in needle for other in needles)))
+    return least
+
+
+_LEAST_NEEDLES: dict[tuple[bytes, ...], tuple[bytes, ...]] = {}
 _WORD_BYTES = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_")
+
+
+def _at_word_start(rest: re.Pattern[bytes], text: bytes) -> list[re.Match[bytes]]:
+    r"""What (`\b` + rest).finditer(text) finds, for a rest that never matches the empty string.
+
+    A pattern that starts with `\b` is tried by the engine at every byte of the text; rest,
+    when it starts with a literal (`while`, `__`), is searched for at memory speed, and the
+    `\b` is checked here, where rest matched.  After a match without it the search goes on
+    from the next byte, as the engine would: the leftmost match of `\b` + rest is the leftmost
+    match of rest with a word boundary before it."""
+    found = []
+    pos = 0
+    search = rest.search
+    while (m := search(text, pos)) is not None:
+        at = m.start()
+        # \b for a bytes pattern: a word byte ([A-Za-z0-9_]) on one side only.
+        if (at > 0 and text[at - 1] in _WORD_BYTES) != (text[at] in _WORD_BYTES):
+            found.append(m)
+            pos = m.end()
+        else:
+            pos = at + 1
+    return found
+
+
+class _NameSearch:
+    r"""Finds what a pattern of contracts.macros, `\b(names)suffix`, finds, faster.
+
+    The names are split by their first two bytes, and each group searched for without the
+    leading `\b` (_at_word_start): each such pattern starts with a literal the engine skips to
+    at memory speed (most names start with `__`), where the whole pattern starts with an
+    assertion and is tried at every byte.  Exact when every name is a word (`\w+`): a match
+    is then a whole word (and a suffix that cannot start a name), so matches of different
+    groups never overlap and each word start matches in at most one group.  Otherwise, or
+    for a pattern of another shape, the pattern itself is used."""
+
+    # Past this many groups, one scan with the whole pattern is cheaper.
+    MAX_GROUPS = 8
+
+    def __init__(self, pattern: re.Pattern[bytes], names, suffix: bytes) -> None:
+        self.pattern = pattern
+        self.groups: list[tuple[bytes, re.Pattern[bytes]]] | None = None
+        encoded = [name.encode() for name in names]
+        if not names or not all(_WORD_RUN.fullmatch(n) for n in encoded):
+            return
+        if pattern.pattern != rb"\b(" + trie_alternation(names) + rb")" + suffix:
+            return
+        by_prefix: dict[bytes, list[str]] = {}
+        for name, raw_name in zip(names, encoded):
+            by_prefix.setdefault(raw_name[:2], []).append(name)
+        if len(by_prefix) <= self.MAX_GROUPS:
+            # With each group, the start all its names share: a text without it (a test at
+            # memory speed) has no match of the group (`asmlinkage` is a group of its own).
+            self.groups = [
+                (bytes(os.path.commonprefix([name.encode() for name in group])),
+                 re.compile(rb"(" + trie_alternation(group) + rb")" + suffix))
+                for group in by_prefix.values()]
+
+    def matches(self, text: bytes) -> list[re.Match[bytes]]:
+        if self.groups is None:
+            return list(self.pattern.finditer(text))
+        found = [m for needle, group in self.groups if needle in text
+                 for m in _at_word_start(group, text)]
+        if len(self.groups) > 1:
+            found.sort(key=_match_start)
+        return found
+
+
+def _match_start(m: re.Match[bytes]) -> int:
+    return m.start()
+
+
+# id(pattern) -> its search.  The search holds the pattern, so no other object takes its id
+# while it is here.  Keyed by id: hashing a pattern hashes its text, which is long.
+_NAME_SEARCHES: dict[int, _NameSearch] = {}
+
+
+def _name_matches(pattern: re.Pattern[bytes], names, suffix: bytes,
+                  text: bytes) -> list[re.Match[bytes]]:
+    """pattern.finditer(text) as a list, for a table pattern built from names and suffix."""
+    search = _NAME_SEARCHES.get(id(pattern))
+    if search is None:
+        search = _NAME_SEARCHES[id(pattern)] = _NameSearch(pattern, names, suffix)
+    return search.matches(text)
 
 
 def _join_type_arguments(masked: bytes, buf: bytearray) -> None:
     """A type as a macro argument, ``container_of(p, struct foo, m)``, becomes one identifier
     (``struct_foo``) so that the argument list parses as expressions."""
-    for m in _TYPE_ARG.finditer(masked):
+    for m in _type_arguments(masked):
         owner = _call_owner(masked, m.start(1))
         if owner is None or owner in _NOT_CALLS:
             continue
         start, end = m.start(2), m.end(2)
         buf[start:end] = re.sub(rb"[ \t]+", lambda s: b"_" * len(s.group(0)), bytes(buf[start:end]))
+
+
+def _type_arguments(masked: bytes) -> list[re.Match[bytes]]:
+    """_TYPE_ARG.finditer(masked) as a list, from _TYPE_ARGS."""
+    found = [m for pattern in _TYPE_ARGS for m in pattern.finditer(masked)]
+    found.sort(key=_match_start)
+    return found
 
 
 def _rewrite_case_ranges(masked: bytes, buf: bytearray) -> None:
@@ -417,7 +632,7 @@ def _rewrite_case_ranges(masked: bytes, buf: bytearray) -> None:
 def _string_calls(masked: bytes, buf: bytearray, mmask: bytearray, tables: MacroTables) -> None:
     """A call of a macro that expands to a string literal (`__stringify(__LINE__)`) becomes a
     string literal of the same width; one that spans lines is left alone."""
-    for m in tables.string_function_re.finditer(masked):
+    for m in _name_matches(tables.string_function_re, tables.string_functions, rb"\s*\(", masked):
         close = _matching_paren(masked, m.end() - 1)
         if close < 0 or b"\n" in masked[m.start() : close]:
             continue
@@ -430,23 +645,44 @@ def _join_string_prefixes(masked: bytes, buf: bytearray) -> None:
     """`KERN_ERR DRV_NAME "..."` -> `KERN_ERR_DRV_NAME "..."`: one name, which tree-sitter-c
     concatenates with the literal."""
     code = bytes(buf)
-    for m in _STRING_PREFIXES.finditer(code):
+    for m in _string_prefix_matches(code):
         if masked[m.start()] != code[m.start()]:
             continue  # inside a comment or a literal
         buf[m.start() : m.end()] = re.sub(rb"[ \t]+", lambda g: b"_" * len(g.group(0)),
                                           code[m.start() : m.end()])
 
 
+def _string_prefix_matches(code: bytes):
+    r"""_STRING_PREFIXES.finditer(code), run only over the lines that have a quote it can stand
+    before (_PREFIXED_QUOTE): a match and the quote after it never leave their line, so the
+    matches in those lines are all the matches, in the same order, and most lines have none
+    (over the whole text the pattern, which starts with `\b`, is tried at every byte)."""
+    line_end = -1
+    for quote in _PREFIXED_QUOTE.finditer(code):
+        if quote.start() < line_end:
+            continue  # that line is done
+        line_start = code.rfind(b"\n", 0, quote.start()) + 1
+        line_end = code.find(b"\n", quote.start())
+        if line_end < 0:
+            line_end = len(code)
+        # `\b` still sees the byte before pos: the bounds only stop the scan at the line's.
+        yield from _STRING_PREFIXES.finditer(code, line_start, line_end)
+
+
 def _rename_digit_tokens(masked: bytes, buf: bytearray) -> None:
     """`5701_DMA_BUG` -> `_701_DMA_BUG`: an identifier, where C would have pasted one."""
-    for m in _DIGIT_TOKEN.finditer(masked):
-        buf[m.start()] = ord("_")
+    digits = masked.translate(_DIGITS_TO_ONE)
+    for pattern in _DIGIT_TOKENS:
+        for m in pattern.finditer(digits):
+            buf[m.start()] = ord("_")
 
 
 def _join_offsetof_designators(masked: bytes, buf: bytearray) -> None:
     """`offsetof(struct cb, u.tcb.tbd)` -> `offsetof(struct cb, u_tcb_tbd)`: tree-sitter-c
     takes a single member name there.  The joined name has no offset, so the value is
     unknown rather than a parse error."""
+    if b"offsetof" not in masked:
+        return  # both names contain it; most files have neither (a search at memory speed)
     for m in _OFFSETOF.finditer(masked):
         close = _matching_paren(masked, m.end() - 1)
         if close < 0:

@@ -160,3 +160,101 @@ def test_offsetof_member_designators_are_joined():
     assert b"offsetof(struct cb, u_tcb_tbd) + offsetof(struct cb, ring_2__x)" in src.code
     assert b"offsetof(struct cb, m)" in src.code
     assert not parse(src.code).root_node.has_error
+
+
+# The searches below are faster forms of a pattern each; each test runs both over text made
+# to catch them out and expects the same matches.
+
+_TRICKY = (
+    b"#define A 1\n  # if X\n#define B(x, y) \\\n\t((x) + (y)) /* c */\n#\n# \\\nendif\n"
+    b"x__iomem __iomem y; ____cacheline_aligned __packed __iomemx asmlinkage fallthrough;\n"
+    b"notrace noinlinex __printf(1, 2) a__printf(3) __aligned (8) DEFINE_MUTEX(m);\n"
+    b"f(struct foo, unsigned long int, const char) g(x,struct s,\n\tunion u) h(unsigned x)\n"
+    b"5701_DMA_BUG 220A 0x10ULL 0b1 0B1 0X1 x0x 1e5 07_ 00x 9z _1a 12UL 0_ 3b a1_ 3\n"
+    b"pr(KERN_ERR DRV_NAME \"x\" A  B  \"y\" aB C \"z\" X\tY\t\"w\" \"Q R \" S T\n\"u\"\n"
+    b"while (x) xwhile whilex while\n"
+)
+
+
+def test_lexical_runs_match_the_plain_definition():
+    import re
+
+    from dmalint.source import _LEXICAL, _mask_lexical
+
+    plain = re.compile(
+        rb"//(?:[^\n\\]|\\.)*|/\*.*?(?:\*/|\Z)|\"(?:\\.|[^\"\\\n])*\"?|'(?:\\.|[^'\\\n])*'?", re.S)
+    text = (b"a /* b ** c */ d /*/ e */ '\\'' \"x\\\"y\" // z \\\n w\n\"open\n'c\n/***/"
+            b"/* ** */ \"a\\\nb\" '\\\n' x / y /* it's \"q */ \"a/*b\" 'c' // end \\")
+    for cut in range(len(text) + 1):  # and every unterminated form at the end
+        assert [m.span() for m in _LEXICAL.finditer(text[:cut])] == \
+            [m.span() for m in plain.finditer(text[:cut])]
+        assert _mask_lexical(text[:cut]) == \
+            plain.sub(lambda m: re.sub(rb"[^\n]", b" ", m.group()), text[:cut])
+
+
+def test_directive_scan_matches_the_line_anchored_definition():
+    import re
+
+    from dmalint.source import _DIRECTIVE
+
+    plain = re.compile(rb"^[ \t]*#(?:[^\n\\]|\\.|\\\n)*", re.M)
+    text = b"#if A\n x\n\t # define B \\\n  C\n\n#x \\\n\n#\nint a; # not\n #endif"
+    assert [(m.start(), m.end() - 1) for m in _DIRECTIVE.finditer(b"\n" + text)] == \
+        [m.span() for m in plain.finditer(text)]
+
+
+def test_plain_define_reads_as_the_general_path():
+    from dmalint.source import _DEFINE, _LEXICAL, _record_define
+
+    for text in (b"#define A 1", b"  #  define\tB(x, y)  ((x) +\t(y))  ", b"#define C(a) \\\n  a",
+                 b"#define D", b"#define 1x", b"#define E(", b"#define F (x)", b"# define G(a,b)",
+                 b"#define H 1 /* c */", b'#define I "s" x', b"#define J(a) 'c' // d",
+                 b"#define K(a/*,b*/) a / 2", b"#define L(a/*x*/) a"):
+        found: dict = {}
+        _record_define(text, 7, found)
+        body = _LEXICAL.sub(b" ", text.replace(b"\\\n", b" ")).lstrip()
+        m = _DEFINE.match(body[1:].lstrip()[len(b"define"):].strip())
+        if m is None:
+            assert found == {}
+            continue
+        (define,) = found.values()
+        assert define.name == m.group(1).decode()
+        assert define.value == b" ".join(m.group(3).split()).decode()
+        params = None
+        if m.group(2) is not None:
+            params = tuple(p.strip().decode() for p in m.group(2)[1:-1].split(b","))
+        assert define.params == params
+
+
+def test_name_searches_find_what_the_table_patterns_find():
+    from dmalint.source import _name_matches
+
+    tables = load_macro_tables()
+    for pattern, names, suffix in (
+            (tables.attribute_re, tables.attributes, rb"\b"),
+            (tables.attribute_function_re, tables.attribute_functions, rb"\s*\("),
+            (tables.string_function_re, tables.string_functions, rb"\s*\("),
+            (tables.declarator_re, tables.declarators, rb"\s*\(")):
+        for text in (_TRICKY, _TRICKY[_TRICKY.index(b"__iomem"):]):
+            expected = [(m.span(), m.group(1)) for m in pattern.finditer(text)]
+            assert [(m.span(), m.group(1)) for m in _name_matches(pattern, names, suffix, text)] \
+                == expected
+
+
+def test_fast_forms_find_what_their_patterns_find():
+    import re
+
+    from dmalint.source import (_DIGIT_TOKEN, _DIGIT_TOKENS, _DIGITS_TO_ONE, _STRING_PREFIXES,
+                                _TYPE_ARG, _WHILE, _at_word_start, _string_prefix_matches,
+                                _type_arguments)
+
+    assert [(m.span(), m.groups()) for m in _type_arguments(_TRICKY)] == \
+        [(m.span(), m.groups()) for m in _TYPE_ARG.finditer(_TRICKY)]
+    digits = _TRICKY.translate(_DIGITS_TO_ONE)
+    assert sorted(m.span() for p in _DIGIT_TOKENS for m in p.finditer(digits)) == \
+        [m.span() for m in _DIGIT_TOKEN.finditer(_TRICKY)]
+    assert [m.span() for m in _string_prefix_matches(_TRICKY)] == \
+        [m.span() for m in _STRING_PREFIXES.finditer(_TRICKY)]
+    for text in (_TRICKY, b"while", b"(while)"):
+        assert [m.span() for m in _at_word_start(_WHILE, text)] == \
+            [m.span() for m in re.finditer(rb"\bwhile\b", text)]
