@@ -18,7 +18,7 @@ from pathlib import Path
 
 from dmalint.contracts.macros import MacroTables
 from dmalint.parse import _MEMO
-from dmalint.wordtrie import trie_alternation
+from dmalint.wordtrie import WORD_BYTES, WORD_RUN, trie_alternation
 
 MAX_FILE_BYTES = 16 * 1024 * 1024
 
@@ -158,7 +158,6 @@ _BLANK_TABLE = bytes(0x0A if b == 0x0A else 0x20 for b in range(256))
 # `\bwhile\b` without its leading `\b` (see _at_word_start): a literal the engine skips to.
 _WHILE = re.compile(rb"while\b")
 _WORD = re.compile(rb"[A-Za-z_]\w*")
-_WORD_RUN = re.compile(rb"\w+")
 # Starts by consuming the `(` or `,` (a lookbehind there would stop the engine from skipping
 # ahead to the next `(` or `,`: twice as slow); the argument starts at group 1.
 # The argument may start on a line of its own (`alloc(dev,\n\t\tstruct foo)`).
@@ -473,7 +472,7 @@ def _iterator_heads(masked: bytes, tables: MacroTables):
         at = masked.find(needle)
         while at >= 0:
             start = at
-            while start > 0 and masked[start - 1] in _WORD_BYTES:
+            while start > 0 and masked[start - 1] in WORD_BYTES:
                 start -= 1
             starts.add(start)
             at = masked.find(needle, at + 1)
@@ -496,13 +495,12 @@ def _least_needles(needles: tuple[bytes, ...]) -> tuple[bytes, ...]:
     if least is None:
         least = _LEAST_NEEDLES[needles] = tuple(
             needle for needle in needles
-            if not (_WORD_RUN.fullmatch(needle)
+            if not (WORD_RUN.fullmatch(needle)
                     and any(other != needle and other in needle for other in needles)))
     return least
 
 
 _LEAST_NEEDLES: dict[tuple[bytes, ...], tuple[bytes, ...]] = {}
-_WORD_BYTES = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_")
 
 
 def _at_word_start(rest: re.Pattern[bytes], text: bytes) -> list[re.Match[bytes]]:
@@ -519,7 +517,7 @@ def _at_word_start(rest: re.Pattern[bytes], text: bytes) -> list[re.Match[bytes]
     while (m := search(text, pos)) is not None:
         at = m.start()
         # \b for a bytes pattern: a word byte ([A-Za-z0-9_]) on one side only.
-        if (at > 0 and text[at - 1] in _WORD_BYTES) != (text[at] in _WORD_BYTES):
+        if (at > 0 and text[at - 1] in WORD_BYTES) != (text[at] in WORD_BYTES):
             found.append(m)
             pos = m.end()
         else:
@@ -545,7 +543,7 @@ class _NameSearch:
         self.pattern = pattern
         self.groups: list[tuple[bytes, re.Pattern[bytes]]] | None = None
         encoded = [name.encode() for name in names]
-        if not names or not all(_WORD_RUN.fullmatch(n) for n in encoded):
+        if not names or not all(WORD_RUN.fullmatch(n) for n in encoded):
             return
         if pattern.pattern != rb"\b(" + trie_alternation(names) + rb")" + suffix:
             return
@@ -620,7 +618,7 @@ def _rewrite_case_ranges(masked: bytes, buf: bytearray) -> None:
         start = masked.rfind(b"case", max(0, at - 200), at)
         m = _CASE_RANGE.match(buf, start) if start >= 0 else None
         if m is not None and m.start(2) <= at < m.end(3) and \
-                (start == 0 or masked[start - 1] not in _WORD_BYTES):
+                (start == 0 or masked[start - 1] not in WORD_BYTES):
             low, high = bytes(buf[m.start(1):m.end(1)]), bytes(buf[m.start(4):m.end(4)])
             gap1, gap2 = bytes(buf[m.start(2):m.end(2)]), bytes(buf[m.start(3):m.end(3)])
             buf[m.start(1):m.end(4)] = b"(" + low + gap1 + b"," + gap2 + high + b")"

@@ -8,6 +8,11 @@ import re
 # for each (mention_test, iterator heads).
 MAX_NEEDLES = 32
 
+# The bytes a bytes pattern's `\w` (and so `\b`) counts as word characters, and a maximal run
+# of them: a name is in a text as a whole word exactly when one of the text's runs is the name.
+WORD_BYTES = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_")
+WORD_RUN = re.compile(rb"\w+")
+
 
 def trie_alternation(names) -> bytes:
     """A regex (bytes) matching exactly the names, written as a trie (`dma_(?:map_s(?:g|ingle)|..)`).
