@@ -283,6 +283,8 @@ def mention_test(names: frozenset[str]):
     `usb_`: up to the first underscore) are looked for, and only where one starts is the word
     there looked up among the names: 2.5 times faster over drivers/ (4.4 s against 10.7 s of
     CPU), and no regex of the names is compiled."""
+    if not names:
+        return lambda raw: False
     prefix = {name: name[: name.find("_", 1) + 1] if name.find("_", 1) > 0 else name
               for name in names}
     shared = Counter(prefix.values())
@@ -290,8 +292,6 @@ def mention_test(names: frozenset[str]):
     # text for nothing (`sg_` is in every `msg_`), so those names stand for themselves.
     needles = {(p if shared[p] >= 3 and len(p) >= 4 else name).encode()
                for name, p in prefix.items()}
-    if not names:
-        return lambda raw: False
     if len(needles) > MAX_NEEDLES or not all(_PLAIN_NAME.fullmatch(n) for n in names):
         pattern = mention_pattern(names)
         return lambda raw: pattern.search(raw) is not None
@@ -309,8 +309,6 @@ def mention_test(names: frozenset[str]):
                 at = raw.find(needle, at + 1)
         return False
     return test
-
-
 
 
 def mentioning(names: frozenset[str], texts: list[bytes]) -> list[bool]:
