@@ -12,7 +12,7 @@ import gc
 import hashlib
 import os
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from typing import Callable
@@ -26,7 +26,8 @@ from dmalint.contracts.macros import MacroTables
 from dmalint.engine.explore import DEFAULT_BUDGET
 from dmalint.findings import Finding, Notice
 from dmalint.parse import memo
-from dmalint.source import MAX_FILE_BYTES, Define, SourceError, check_text, read_source
+from dmalint.source import (MAX_FILE_BYTES, Define, SourceError, check_text, iterator_macros,
+                            read_source)
 from dmalint.workers import TIMED_OUT, call_with_limit, map_with_limits
 
 SOURCE_SUFFIXES = (".c", ".h")
@@ -146,8 +147,11 @@ def _analyse_unit_once(items: list[tuple[str, str]], cache: Cache | None,
     raws = {display: _read_for_key(Path(path)) for path, display in items}
     keys: dict[str, str] = {}
     hits: dict[str, FileResult] = {}
+    headers: dict[str, bytes | None] | None = None  # the local headers, read when first needed
     if cache is not None:
-        digests = {**_digests(raws), **_header_digests(raws, settings.include_dirs)}
+        headers = _local_headers(items, raws)
+        digests = {**_digests(raws), **_digests(headers),
+                   **_header_digests(raws, settings.include_dirs)}
         for path, display in items:
             if raws[display] is None:
                 continue
@@ -164,6 +168,10 @@ def _analyse_unit_once(items: list[tuple[str, str]], cache: Cache | None,
     # function of those (analyse_unit asks); the rest of the directory is never parsed.
     api = mention_test(load_contracts().api_names())
     first = [(p, d) for p, d in items if raws[d] is None or api(raws[d])]
+    if any(raws[d] is not None for _, d in first):
+        if headers is None:
+            headers = _local_headers(items, raws)
+        settings = _with_driver_iterators(settings, [*raws.values(), *headers.values()])
     chosen_first = set(first)
     rest = [item for item in items if item not in chosen_first]
     sources, disk = _read_all(first, out, settings)
@@ -207,12 +215,30 @@ def _analyse_unit_once(items: list[tuple[str, str]], cache: Cache | None,
                 out[d] = _failed(d, str(exc))
     if cache is not None and whole:
         raws.update((src.path, src.raw) for src in sources)  # what was analysed, if it changed
-        digests = {**_digests(raws), **_header_digests(raws, settings.include_dirs)}
+        digests = {**_digests(raws), **_digests(headers or {}),
+                   **_header_digests(raws, settings.include_dirs)}
         for _, display in items:
             if raws[display] is None or any(n.kind == "error" for n in out[display].notices):
                 continue  # failures are never cached
             cache.put(file_cache_key(cache, display, raws, digests), out[display])
     return [(out[d], False) for _, d in items]
+
+
+def _with_driver_iterators(settings: Settings, texts: list[bytes | None]) -> Settings:
+    """The settings with the loop macros the driver defines itself, in its files or in the
+    headers they include from beside them (source.iterator_macros), added to the tables'
+    iterators for the whole unit; the tables' own entries win where both name one."""
+    found: dict[str, tuple[int, ...]] = {}
+    for raw in texts:
+        if raw is not None:
+            found.update(iterator_macros(raw))
+    tables = settings.tables
+    new = {name: cursors for name, cursors in found.items()
+           if name not in tables.iterators and name not in tables.cursors}
+    if not new:
+        return settings
+    return replace(settings, tables=tables.extended(
+        MacroTables(iterators=frozenset(new), cursors=dict(sorted(new.items())))))
 
 
 def _read_all(items, out: dict, settings: Settings):
@@ -249,6 +275,30 @@ def file_cache_key(cache: Cache, display: str, raws: dict[str, bytes | None],
 
 
 _QUOTED_INCLUDE = re.compile(rb'^[ \t]*#[ \t]*include[ \t]*"([^"\n]+)"', re.M)
+# The same, found from the `#` (a literal the regex engine skips to; one in a comment only adds
+# a dependency): run over every file of every unit.
+_QUOTED_INCLUDE_FAST = re.compile(rb'#[ \t]*include[ \t]*"([^"\n]+)"')
+
+
+def _local_headers(items: list[tuple[str, str]], raws: dict[str, bytes | None],
+                   ) -> dict[str, bytes | None]:
+    """The headers the unit's files include as `#include "x.h"` from their own directory, by
+    path, the unit's own files left out.  The struct index reads them and their loop macros
+    count (a pre-commit run names one file, not its directory): each file's result depends on
+    them, so they are part of its cache key."""
+    members = {os.path.normpath(p) for p, _ in items}
+    out: dict[str, bytes | None] = {}
+    for path, display in items:
+        raw = raws[display]
+        if raw is None or b"include" not in raw:
+            continue
+        base = os.path.dirname(path)
+        for m in _QUOTED_INCLUDE_FAST.finditer(raw):
+            header = os.path.normpath(os.path.join(
+                base, m.group(1).decode("utf-8", "surrogateescape")))
+            if header not in members and header not in out and os.path.isfile(header):
+                out[header] = _read_for_key(Path(header))
+    return dict(sorted(out.items()))
 
 
 def _header_digests(raws: dict[str, bytes | None], include_dirs) -> dict[str, str | None]:

@@ -486,6 +486,57 @@ def _iterator_heads(masked: bytes, tables: MacroTables):
             end = m.end()
 
 
+# `#define for_all_rx_queues(adapter, rxo, i) for (i = 0, rxo = ...; ...; i++, rxo++)`: a
+# driver's own iterator macro, with its parameters and body (through continuation lines).
+_FOR_DEFINE = re.compile(rb"#[ \t]*define[ \t]+([A-Za-z_]\w*)\(([^)\n]*)\)"
+                         rb"((?:[ \t]|\\\r?\n)*for[ \t]*\((?:[^\n\\]|\\[\s\S])*)")
+
+
+def iterator_macros(raw: bytes) -> dict[str, tuple[int, ...]]:
+    """The function-like macros defined in raw whose body is a `for` head, each with the
+    positions of its cursors: the parameters its head assigns (`i` and `rxo` above), which the
+    explorer treats as assigned on every round.  Kernel drivers define such loops in their own
+    headers (benet's for_all_rx_queues, sxgbe's SXGBE_FOR_EACH_QUEUE), where no table can
+    list them all."""
+    found: dict[str, tuple[int, ...]] = {}
+    if b"for" not in raw:
+        return found
+    for m in _FOR_DEFINE.finditer(raw):
+        params = [p.strip() for p in m.group(2).decode("latin-1").split(",")]
+        body = re.sub(rb"\\\r?\n", b" ", m.group(3)).decode("latin-1")
+        head = _for_head(body)
+        if head is None:
+            continue
+        cursors = tuple(i for i, p in enumerate(params)
+                        if re.fullmatch(r"[A-Za-z_]\w*", p) and _assigns(head, p))
+        if cursors:
+            found[m.group(1).decode("latin-1")] = cursors
+    return found
+
+
+def _for_head(body: str) -> str | None:
+    """The text inside `for ( ... )` at the start of body, or None if it does not close."""
+    start = body.index("(")
+    depth = 0
+    for i in range(start, len(body)):
+        if body[i] == "(":
+            depth += 1
+        elif body[i] == ")":
+            depth -= 1
+            if depth == 0:
+                return body[start + 1 : i]
+    return None
+
+
+def _assigns(head: str, name: str) -> bool:
+    """Whether the for head assigns the parameter (`name =`, `(name) =`, `name++`, `--name`,
+    `name += ...`), not only reads it."""
+    n = re.escape(name)
+    ref = rf"(?:\b{n}\b|\(\s*{n}\s*\))"
+    return re.search(rf"{ref}\s*(?:[-+*/%&|^]|<<|>>)?=(?!=)|{ref}\s*(?:\+\+|--)|"
+                     rf"(?:\+\+|--)\s*{ref}", head) is not None
+
+
 def _least_needles(needles: tuple[bytes, ...]) -> tuple[bytes, ...]:
     """needles without the words that contain another needle (`skb_queue_walk_safe` holds
     `skb_queue_walk`): such a word occurs only where the other does, in the same word, so

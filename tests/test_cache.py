@@ -211,3 +211,21 @@ def test_cli_cache_options(tree, tmp_path, monkeypatch):
     assert res.exit_code == 1 and (tmp_path / "elsewhere").is_dir()
     res = CliRunner().invoke(main, ["check", "--no-cache", "--cache-dir", "none", str(tree / "drv0.c")])
     assert res.exit_code == 1 and not (tmp_path / "none").exists()
+
+
+def test_a_file_checked_alone_is_analysed_again_when_its_header_beside_it_changes(
+        tmp_path, cache, monkeypatch):
+    """The header a file includes from its own directory feeds its analysis (struct layouts,
+    sizes, loop macros) even when the run names the file only (a pre-commit run)."""
+    src = tmp_path / "one"
+    src.mkdir()
+    header = src / "sizes.h"
+    header.write_bytes(b"#define RING_BYTES 4096\n")
+    (src / "drv.c").write_bytes(b'#include "sizes.h"\n' + DRIVER)
+    target = [str(src / "drv.c")]
+    run(target, jobs=1, timeout=None, cache=cache)
+    seen = count_analyses(monkeypatch)
+    assert run(target, jobs=1, timeout=None, cache=cache).cached == 1 and seen == []
+    header.write_bytes(b"#define RING_BYTES 8192\n")
+    again = run(target, jobs=1, timeout=None, cache=cache)
+    assert again.cached == 0 and seen == [str(src / "drv.c")]

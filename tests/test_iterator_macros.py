@@ -1,0 +1,76 @@
+"""A driver's own loop macros (`#define for_all_rings(ad, r, i) for (...)` in its header) are
+loops: the body under them parses, and the parameters the `for` head assigns are the cursors."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from dmalint.runner import run
+from dmalint.source import iterator_macros
+
+HEADER = b"""\
+#define RING_COUNT 4
+#define for_all_rings(ad, r, i) \\
+	for (i = 0, r = &(ad)->rings[0]; i < (ad)->nrings; i++, r++)
+#define for_each_ring_rev(ad, r) for ((r) = &(ad)->rings[(ad)->nrings - 1]; \\
+	(r) >= (ad)->rings; --(r))
+#define ring_busy(r) ((r)->busy)
+#define not_a_loop(x) do { forget(x); } while (0)
+"""
+
+SOURCE = b"""\
+#include <linux/dma-mapping.h>
+#include "rings.h"
+
+int rings_fill(struct adapter *ad)
+{
+	struct ring *r;
+	int i;
+
+	for_all_rings(ad, r, i) {
+		r->dma = dma_map_single(ad->dev, r->buf, r->len, DMA_TO_DEVICE);
+		r->ready = 1;
+	}
+	return 0;
+}
+
+void rings_sync(struct adapter *ad)
+{
+	struct ring *r;
+	int i;
+
+	for_all_rings(ad, r, i)
+		dma_sync_single_for_device(ad->dev, r->dma, r->len, DMA_TO_DEVICE);
+}
+"""
+
+
+def test_the_cursors_are_the_parameters_the_head_assigns():
+    assert iterator_macros(HEADER) == {"for_all_rings": (1, 2), "for_each_ring_rev": (1,)}
+
+
+def test_macros_that_are_not_for_loops_are_not_iterators():
+    assert iterator_macros(b"#define wait_all(q) while (busy(q)) cpu_relax()\n") == {}
+    assert iterator_macros(b"#define forward(x) format(x)\n") == {}
+    assert iterator_macros(b"#define walk(x) for (;;)\n") == {}  # assigns no parameter
+    assert iterator_macros(b"/* no defines */ int for_x;\n") == {}
+
+
+def test_a_loop_macro_from_the_drivers_header_is_a_loop(tmp_path: Path):
+    (tmp_path / "rings.h").write_bytes(HEADER)
+    (tmp_path / "rings.c").write_bytes(SOURCE)
+    result = run([str(tmp_path)], jobs=1, timeout=None, cache=None)
+    assert result.damaged == 0  # without the macro known, tree-sitter breaks both bodies
+    assert [(f.line, f.code, f.function) for f in result.findings] == [
+        (10, "DMA001", "rings_fill")]
+
+
+def test_a_file_checked_alone_learns_the_loops_of_the_header_beside_it(tmp_path: Path):
+    """A pre-commit run names the changed file only: the header it includes from its own
+    directory still counts, as it does for the struct index."""
+    (tmp_path / "rings.h").write_bytes(HEADER)
+    (tmp_path / "rings.c").write_bytes(SOURCE)
+    result = run([str(tmp_path / "rings.c")], jobs=1, timeout=None, cache=None)
+    assert result.damaged == 0
+    assert [(f.line, f.code, f.function) for f in result.findings] == [
+        (10, "DMA001", "rings_fill")]
