@@ -692,9 +692,9 @@ def _string_calls(masked: bytes, buf: bytearray, mmask: bytearray, tables: Macro
 
 def _join_string_prefixes(masked: bytes, buf: bytearray) -> None:
     """`KERN_ERR DRV_NAME "..."` -> `KERN_ERR_DRV_NAME "..."`: one name, which tree-sitter-c
-    concatenates with the literal."""
+    concatenates with the literal (also when the literal starts the next line)."""
     code = bytes(buf)
-    for m in _string_prefix_matches(code):
+    for m in (*_string_prefix_matches(code), *_line_end_prefix_matches(code)):
         if masked[m.start()] != code[m.start()]:
             continue  # inside a comment or a literal
         buf[m.start() : m.end()] = re.sub(rb"[ \t]+", lambda g: b"_" * len(g.group(0)),
@@ -716,6 +716,24 @@ def _string_prefix_matches(code: bytes):
             line_end = len(code)
         # `\b` still sees the byte before pos: the bounds only stop the scan at the line's.
         yield from _STRING_PREFIXES.finditer(code, line_start, line_end)
+
+
+# A line that starts with a string literal, and names at the end of the line before it
+# (`printk(KERN_ERR DRV_NAME\n\t"...")`).
+_QUOTE_LINE = re.compile(rb'\n[ \t]*"')
+_LINE_END_PREFIXES = re.compile(rb'\b[A-Z_][A-Z0-9_]*(?:[ \t]+[A-Z_][A-Z0-9_]*)+[ \t]*$')
+
+
+def _line_end_prefix_matches(code: bytes):
+    """Two or more upper-case names that end a line whose next line starts with a string
+    literal: _STRING_PREFIXES's case, with the literal on the next line.  Only the lines
+    before such a line are searched (the pattern ends at the line's end)."""
+    for quote in _QUOTE_LINE.finditer(code):
+        end = quote.start()
+        start = code.rfind(b"\n", 0, end) + 1
+        m = _LINE_END_PREFIXES.search(code, start, end)
+        if m is not None:
+            yield m
 
 
 def _rename_digit_tokens(masked: bytes, buf: bytearray) -> None:

@@ -207,3 +207,24 @@ int send(struct priv *p, int len)
     unbounded = analyse_text(code)
     assert explorers[-1].capped == 0
     assert [(f.code, f.line) for f in unbounded.findings] == [("DMA003", 27)]
+
+
+def test_a_loop_reports_its_unchecked_mapping_once():
+    """Each round's mapping is a new instance of the same call site (the previous one is kept
+    apart while still held): the site is reported once, on the shortest path, not once more for
+    the instance from the round before."""
+    result = analyse_text("""
+int fill(struct adapter *ad)
+{
+	struct ring *r;
+	int i;
+
+	for (i = 0, r = &ad->rings[0]; i < ad->nrings; i++, r++) {
+		r->dma = dma_map_single(ad->dev, r->buf, r->len, DMA_TO_DEVICE);
+		r->ready = 1;
+	}
+	return 0;
+}
+""")
+    assert [(f.line, f.code) for f in result.findings] == [(8, "DMA001")]
+    assert len(result.findings[0].trace) == 4  # enter, the test, the map, the store: round one

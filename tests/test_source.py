@@ -136,6 +136,16 @@ def test_macro_names_before_a_string_are_joined():
     assert not parse(src.code).root_node.has_error
 
 
+def test_macro_names_before_a_string_on_the_next_line_are_joined():
+    code = (b'void f(void)\n{\n\tprintk(KERN_ERR DRV_NAME\n\t       ": x %d\\n", 1);\n'
+            b'\t/* KERN_ERR FOO\n\t"x" */ pr(a);\n}\n')
+    src = make_source(code, "p.c", load_macro_tables())
+    assert b'printk(KERN_ERR_DRV_NAME\n\t       ": x' in src.code  # the lines stay as they were
+    assert b'/* KERN_ERR FOO\n' in src.code  # a comment is left alone
+    assert not parse(src.code).root_node.has_error
+    assert src.code.count(b"\n") == code.count(b"\n")
+
+
 def test_string_macro_calls_become_literals():
     code = b'void f(void)\n{\n\tdump("key@"__stringify(__LINE__)": ", k);\n}\n'
     src = make_source(code, "s.c", load_macro_tables())

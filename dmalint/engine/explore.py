@@ -80,8 +80,11 @@ class Explorer:
         if node is not None:
             line, col = node.start_point[0] + 1, node.start_point[1] + 1
         # One report per region for the "never checked" family: the first use on the shortest
-        # path says it all; other kinds are reported once per region and line.
-        key = (kind, reg.rid) if kind in _ONCE_PER_REGION else (kind, reg.rid, line)
+        # path says it all; other kinds are reported once per region and line.  A loop's
+        # previous instance of a region (roles.acquire keeps it as ("prev", rid)) is the same
+        # call site: its report would repeat the first one, on a longer path.
+        rid = reg.rid[1] if isinstance(reg.rid, tuple) and reg.rid[0] == "prev" else reg.rid
+        key = (kind, rid) if kind in _ONCE_PER_REGION else (kind, rid, line)
         if key in self.events:
             return
         data = {"handle": reg.handle_text, "acquire": reg.acquire, "acquire_line": reg.line}
