@@ -274,10 +274,9 @@ def file_cache_key(cache: Cache, display: str, raws: dict[str, bytes | None],
     return cache.key(display, raws[display], deps, digests.get(display))
 
 
-_QUOTED_INCLUDE = re.compile(rb'^[ \t]*#[ \t]*include[ \t]*"([^"\n]+)"', re.M)
-# The same, found from the `#` (a literal the regex engine skips to; one in a comment only adds
-# a dependency): run over every file of every unit.
-_QUOTED_INCLUDE_FAST = re.compile(rb'#[ \t]*include[ \t]*"([^"\n]+)"')
+# Found from the `#`, a literal the regex engine skips to (the scan runs over every file of
+# every unit); one in a comment only adds a dependency to a cache key.
+_QUOTED_INCLUDE = re.compile(rb'#[ \t]*include[ \t]*"([^"\n]+)"')
 
 
 def _local_headers(items: list[tuple[str, str]], raws: dict[str, bytes | None],
@@ -293,7 +292,7 @@ def _local_headers(items: list[tuple[str, str]], raws: dict[str, bytes | None],
         if raw is None or b"include" not in raw:
             continue
         base = os.path.dirname(path)
-        for m in _QUOTED_INCLUDE_FAST.finditer(raw):
+        for m in _QUOTED_INCLUDE.finditer(raw):
             header = os.path.normpath(os.path.join(
                 base, m.group(1).decode("utf-8", "surrogateescape")))
             if header not in members and header not in out and os.path.isfile(header):
