@@ -26,8 +26,8 @@ from dmalint.contracts.macros import MacroTables
 from dmalint.engine.explore import DEFAULT_BUDGET
 from dmalint.findings import Finding, Notice
 from dmalint.parse import memo
-from dmalint.source import (MAX_FILE_BYTES, Define, SourceError, check_text, iterator_macros,
-                            read_source)
+from dmalint.source import (MAX_FILE_BYTES, Define, SourceError, blank_macros, check_text,
+                            iterator_macros, read_source)
 from dmalint.workers import TIMED_OUT, call_with_limit, map_with_limits
 
 SOURCE_SUFFIXES = (".c", ".h")
@@ -171,7 +171,7 @@ def _analyse_unit_once(items: list[tuple[str, str]], cache: Cache | None,
     if any(raws[d] is not None for _, d in first):
         if headers is None:
             headers = _local_headers(items, raws)
-        settings = _with_driver_iterators(settings, [*raws.values(), *headers.values()])
+        settings = _with_driver_macros(settings, [*raws.values(), *headers.values()], api)
     chosen_first = set(first)
     rest = [item for item in items if item not in chosen_first]
     sources, disk = _read_all(first, out, settings)
@@ -224,21 +224,30 @@ def _analyse_unit_once(items: list[tuple[str, str]], cache: Cache | None,
     return [(out[d], False) for _, d in items]
 
 
-def _with_driver_iterators(settings: Settings, texts: list[bytes | None]) -> Settings:
-    """The settings with the loop macros the driver defines itself, in its files or in the
-    headers they include from beside them (source.iterator_macros), added to the tables'
-    iterators for the whole unit; the tables' own entries win where both name one."""
-    found: dict[str, tuple[int, ...]] = {}
+def _with_driver_macros(settings: Settings, texts: list[bytes | None],
+                        api: Callable[[bytes], bool]) -> Settings:
+    """The settings with the macros the driver defines itself, in its files or in the headers
+    they include from beside them, added to the tables for the whole unit: its loop macros
+    (source.iterator_macros; the tables' own entries win where both name one) and those it
+    defines to nothing (source.blank_macros; never one whose other definition calls the API)."""
+    loops: dict[str, tuple[int, ...]] = {}
+    blank: set[str] = set()
+    blank_calls: set[str] = set()
     for raw in texts:
         if raw is not None:
-            found.update(iterator_macros(raw))
+            loops.update(iterator_macros(raw))
+            names, calls = blank_macros(raw, keep=api)
+            blank |= names
+            blank_calls |= calls
     tables = settings.tables
-    new = {name: cursors for name, cursors in found.items()
-           if name not in tables.iterators and name not in tables.cursors}
-    if not new:
+    loops = {name: cursors for name, cursors in loops.items()
+             if name not in tables.iterators and name not in tables.cursors}
+    if not (loops or blank or blank_calls):
         return settings
-    return replace(settings, tables=tables.extended(
-        MacroTables(iterators=frozenset(new), cursors=dict(sorted(new.items())))))
+    return replace(settings, tables=tables.extended(MacroTables(
+        iterators=frozenset(loops), cursors=dict(sorted(loops.items())),
+        driver_blank=frozenset(blank - set(loops)),
+        driver_blank_functions=frozenset(blank_calls - set(loops)))))
 
 
 def _read_all(items, out: dict, settings: Settings):

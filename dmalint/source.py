@@ -16,7 +16,7 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from dmalint.contracts.macros import MacroTables
+from dmalint.contracts.macros import MacroTables, names_regex
 from dmalint.parse import _MEMO
 from dmalint.wordtrie import WORD_BYTES, WORD_RUN, trie_alternation
 
@@ -246,8 +246,10 @@ def _mask_lexical(raw: bytes) -> bytes:
 _QUOTES_TO_SLASH = bytes.maketrans(b"\"'", b"//")
 
 
-def _matching_paren(masked: bytes, open_idx: int, limit: int = 20000) -> int:
-    """Index of the ')' closing masked[open_idx] == '(', or -1."""
+def _matching_paren(masked: bytes, open_idx: int, limit: int = 20000,
+                    statements: bool = False) -> int:
+    """Index of the ')' closing masked[open_idx] == '(', or -1; also -1 at a `;`, `{` or `}`
+    in the argument list, unless the macro may wrap statements."""
     depth = 0
     end = min(len(masked), open_idx + limit)
     i = open_idx
@@ -259,7 +261,7 @@ def _matching_paren(masked: bytes, open_idx: int, limit: int = 20000) -> int:
             depth -= 1
             if depth == 0:
                 return i
-        elif c in (0x3B, 0x7B, 0x7D) and depth <= 1:
+        elif c in (0x3B, 0x7B, 0x7D) and depth <= 1 and not statements:
             return -1  # ; { } inside an argument list: not a macro call we understand
         i += 1
     return -1
@@ -402,15 +404,27 @@ def _record_define(text: bytes, line: int, defines: dict[str, Define]) -> None:
 
 
 def _blank_attributes(masked: bytes, buf: bytearray, mmask: bytearray, tables: MacroTables) -> None:
-    for m in _name_matches(tables.attribute_re, tables.attributes, rb"\b", masked):
-        _blank(buf, m.start(), m.end())
-        _blank(mmask, m.start(), m.end())
-    functions = tables.attribute_functions
-    for m in _name_matches(tables.attribute_function_re, functions, rb"\s*\(", masked):
-        close = _matching_paren(masked, m.end() - 1)
-        if close > 0:
-            _blank(buf, m.start(), close + 1)
-            _blank(mmask, m.start(), close + 1)
+    words = [(tables.attribute_re, tables.attributes)]
+    calls = [(tables.attribute_function_re, tables.attribute_functions, False)]
+    # The driver's own macros defined to nothing: a small regex of those this text uses (most
+    # are include guards, never used in code), not a new one of every table name per unit.
+    # Their arguments may be whole statements (`IF_EVENT(printk(...);)`).
+    own = frozenset(n for n in tables.driver_blank if n.encode() in masked)
+    if own:
+        words.append((names_regex(own, rb"\b"), own))
+    own = frozenset(n for n in tables.driver_blank_functions if n.encode() in masked)
+    if own:
+        calls.append((names_regex(own, rb"\s*\("), own, True))
+    for pattern, names in words:
+        for m in _name_matches(pattern, names, rb"\b", masked):
+            _blank(buf, m.start(), m.end())
+            _blank(mmask, m.start(), m.end())
+    for pattern, names, statements in calls:
+        for m in _name_matches(pattern, names, rb"\s*\(", masked):
+            close = _matching_paren(masked, m.end() - 1, statements=statements)
+            if close > 0:
+                _blank(buf, m.start(), close + 1)
+                _blank(mmask, m.start(), close + 1)
 
 
 def _rewrite_declarators(masked: bytes, buf: bytearray, mmask: bytearray, tables: MacroTables):
@@ -512,6 +526,41 @@ def iterator_macros(raw: bytes) -> dict[str, tuple[int, ...]]:
         if cursors:
             found[m.group(1).decode("latin-1")] = cursors
     return found
+
+
+# Any `#define NAME body` or `#define NAME(params) body`, its body through continuation lines.
+_ANY_DEFINE = re.compile(rb"#[ \t]*define[ \t]+([A-Za-z_]\w*)(\([^)\n]*\))?((?:[^\n\\]|\\[\s\S])*)")
+_BODY_NOISE = re.compile(rb"/\*[\s\S]*?\*/|//[^\n]*|\\\r?\n|\s+")
+# Words a macro may stand for and still be blanked: storage classes and qualifiers, which
+# change nothing dmalint reads (`#define STATIC static`, empty in a debug build).
+_BLANKABLE_WORDS = frozenset({b"static", b"inline", b"__inline", b"__inline__", b"extern",
+                              b"register", b"volatile", b"const"})
+
+
+def blank_macros(raw: bytes, keep=None) -> tuple[frozenset[str], frozenset[str]]:
+    """(names, function names) that raw defines to nothing: object-like macros every
+    definition of which is empty or only storage classes and qualifiers (`STATIC`), and
+    function-like macros with an empty definition, which is what a build without the
+    driver's debugging sees (`#define IF_EVENT(A)` beside the debug one).  Blanking their uses
+    is what the preprocessor does; tree-sitter would otherwise see `STATIC void f(...)` or
+    `IF_EVENT(printk(...);)` and break the function.  `keep(body)`: a function-like macro
+    with a definition for which it is true is never blanked (one that calls the DMA API in the
+    other build must stay a call)."""
+    if b"define" not in raw:
+        return frozenset(), frozenset()
+    objects: dict[str, bool] = {}  # name -> every definition blankable
+    empty: set[str] = set()  # function-like macros with an empty definition
+    kept: set[str] = set()  # ... and those with a definition keep() is true for
+    for m in _ANY_DEFINE.finditer(raw):
+        name = m.group(1).decode("latin-1")
+        words = _BODY_NOISE.sub(b" ", m.group(3)).split()
+        if m.group(2) is None:
+            objects[name] = objects.get(name, True) and _BLANKABLE_WORDS.issuperset(words)
+        elif not words:
+            empty.add(name)
+        elif keep is not None and keep(m.group(3)):
+            kept.add(name)
+    return frozenset(n for n, ok in objects.items() if ok), frozenset(empty - kept)
 
 
 def _for_head(body: str) -> str | None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from functools import cached_property
+from functools import cached_property, lru_cache
 
 from dmalint.wordtrie import MAX_NEEDLES, trie_alternation
 
@@ -28,9 +28,13 @@ class MacroTables:
     declarators: dict[str, Declarator] = field(default_factory=dict, hash=False, compare=False)
     cursors: dict[str, tuple[int, ...]] = field(default_factory=dict, hash=False, compare=False)
     string_functions: frozenset[str] = frozenset()
+    # Macros the driver being analysed defines to nothing (source.blank_macros): blanked like
+    # attributes, but matched by a small regex of their own (they change with every unit).
+    driver_blank: frozenset[str] = frozenset()
+    driver_blank_functions: frozenset[str] = frozenset()
 
     def extended(self, other: "MacroTables") -> "MacroTables":
-        """These tables with a user's additions."""
+        """These tables with a user's additions (or a driver's own macros)."""
         return MacroTables(
             self.attributes | other.attributes,
             self.attribute_functions | other.attribute_functions,
@@ -38,6 +42,8 @@ class MacroTables:
             {**self.declarators, **other.declarators},
             {**self.cursors, **other.cursors},
             self.string_functions | other.string_functions,
+            self.driver_blank | other.driver_blank,
+            self.driver_blank_functions | other.driver_blank_functions,
         )
 
     def cursor_args(self, iterator: str) -> tuple[int, ...]:
@@ -75,6 +81,12 @@ class MacroTables:
         return _word_alternation(frozenset(self.declarators), suffix=rb"\s*\(")
 
 
+def names_regex(words: frozenset[str], suffix: bytes) -> re.Pattern[bytes]:
+    """Any of the words as a whole word, then suffix; remembered for the run (a driver's files
+    mostly use the same few)."""
+    return _cached_alternation(words, suffix)
+
+
 def _word_alternation(words: frozenset[str], suffix: bytes) -> re.Pattern[bytes]:
     if not words:
         return re.compile(rb"(?!x)x")  # matches nothing
@@ -107,3 +119,6 @@ def tables_from_data(data: dict, origin: str) -> MacroTables:
         names("attributes"), names("attribute_functions"), names("iterators"), declarators, cursors,
         names("string_functions"),
     )
+
+
+_cached_alternation = lru_cache(maxsize=256)(_word_alternation)

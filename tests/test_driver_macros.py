@@ -1,12 +1,14 @@
-"""A driver's own loop macros (`#define for_all_rings(ad, r, i) for (...)` in its header) are
-loops: the body under them parses, and the parameters the `for` head assigns are the cursors."""
+"""The macros a driver defines itself, in its files or the headers beside them: its loop macros
+(`#define for_all_rings(ad, r, i) for (...)`) are loops, whose cursors are the parameters the
+`for` head assigns; those it defines to nothing (`STATIC`, a debug-only `DBG(x)`) are blanked, as
+the preprocessor does."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 from dmalint.runner import run
-from dmalint.source import iterator_macros
+from dmalint.source import blank_macros, iterator_macros
 
 HEADER = b"""\
 #define RING_COUNT 4
@@ -74,3 +76,49 @@ def test_a_file_checked_alone_learns_the_loops_of_the_header_beside_it(tmp_path:
     assert result.damaged == 0
     assert [(f.line, f.code, f.function) for f in result.findings] == [
         (10, "DMA001", "rings_fill")]
+
+
+DEBUG_HEADER = b"""\
+#ifndef DBGS_H
+#define DBGS_H
+#ifdef DBGS_DEBUG
+#define DBG(x) if (dbgs_debug) { x }
+#define STATIC
+#define DBG_UNMAP(d, a) dma_unmap_single(d, a, 64, DMA_TO_DEVICE)
+#else
+#define DBG(x)
+#define STATIC static
+#define DBG_UNMAP(d, a)
+#endif
+#define RING_BYTES 4096 /* not blank */
+#endif
+"""
+
+DEBUG_SOURCE = b"""\
+#include <linux/dma-mapping.h>
+#include "dbgs.h"
+
+STATIC int dbgs_send(struct device *dev, void *buf)
+{
+	dma_addr_t a = dma_map_single(dev, buf, 64, DMA_TO_DEVICE);
+
+	DBG(printk("mapped %p\\n", buf);)
+	hw_send(dev, a);
+	return 0;
+}
+"""
+
+
+def test_macros_defined_to_nothing():
+    names, calls = blank_macros(DEBUG_HEADER, keep=lambda body: b"dma_" in body)
+    assert names == {"DBGS_H", "STATIC"}  # empty or `static` in every definition
+    assert calls == {"DBG"}  # DBG_UNMAP is empty too, but the other build unmaps: kept
+    assert blank_macros(b"#define NAME value\n#define F(x) (x)\n") == (frozenset(), frozenset())
+
+
+def test_a_driver_s_debug_macros_are_blanked(tmp_path: Path):
+    (tmp_path / "dbgs.h").write_bytes(DEBUG_HEADER)
+    (tmp_path / "dbgs.c").write_bytes(DEBUG_SOURCE)
+    result = run([str(tmp_path / "dbgs.c")], jobs=1, timeout=None, cache=None)
+    assert result.damaged == 0  # `STATIC int f(...)` and `DBG(...;)` break the function otherwise
+    assert [(f.line, f.code, f.function) for f in result.findings] == [(9, "DMA001", "dbgs_send")]
