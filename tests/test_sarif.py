@@ -9,6 +9,7 @@ from __future__ import annotations
 import io
 import json
 import os
+from dataclasses import replace
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -390,3 +391,15 @@ def test_output_into_missing_directory_is_a_clean_error(tree):
     assert "dmalint: error: cannot write" in res.stderr
     assert "No such file or directory" in res.stderr
     assert not (tree / "no").exists()
+
+
+def test_findings_sharing_a_fingerprint_stay_apart(tree):
+    """One region leaking at two identical `return -ENOMEM;` lines gives two findings with one
+    fingerprint: code scanning would merge them into one alert.  The later ones are numbered;
+    the first keeps the bare fingerprint, as before."""
+    findings = [_finding(i, "warning") for i in range(3)]
+    findings[1] = replace(findings[1], fingerprint="fp0")
+    findings[2] = replace(findings[2], fingerprint="fp0")
+    log = sarif_json.to_jsonable(sarif.build_log(RunResult(findings=findings)))
+    assert [r["partialFingerprints"]["dmalint/v1"] for r in only_run(log)["results"]] == \
+        ["fp0", "fp0:2", "fp0:3"]
