@@ -26,8 +26,8 @@ from dmalint.contracts.macros import MacroTables
 from dmalint.engine.explore import DEFAULT_BUDGET
 from dmalint.findings import Finding, Notice
 from dmalint.parse import memo
-from dmalint.source import (MAX_FILE_BYTES, Define, SourceError, blank_macros, check_text,
-                            iterator_macros, read_source)
+from dmalint.source import (MAX_FILE_BYTES, Define, SourceError, check_text, driver_macros,
+                            read_source)
 from dmalint.workers import TIMED_OUT, call_with_limit, map_with_limits
 
 SOURCE_SUFFIXES = (".c", ".h")
@@ -227,16 +227,16 @@ def _analyse_unit_once(items: list[tuple[str, str]], cache: Cache | None,
 def _with_driver_macros(settings: Settings, texts: list[bytes | None],
                         api: Callable[[bytes], bool]) -> Settings:
     """The settings with the macros the driver defines itself, in its files or in the headers
-    they include from beside them, added to the tables for the whole unit: its loop macros
-    (source.iterator_macros; the tables' own entries win where both name one) and those it
-    defines to nothing (source.blank_macros; never one whose other definition calls the API)."""
+    they include from beside them (source.driver_macros), added to the tables for the whole
+    unit: its loop macros (the tables' own entries win where both name one) and those it
+    defines to nothing (never one whose other definition calls the API)."""
     loops: dict[str, tuple[int, ...]] = {}
     blank: set[str] = set()
     blank_calls: set[str] = set()
     for raw in texts:
         if raw is not None:
-            loops.update(iterator_macros(raw))
-            names, calls = blank_macros(raw, keep=api)
+            found, names, calls = driver_macros(raw, keep=api)
+            loops.update(found)
             blank |= names
             blank_calls |= calls
     tables = settings.tables

@@ -500,67 +500,67 @@ def _iterator_heads(masked: bytes, tables: MacroTables):
             end = m.end()
 
 
-# `#define for_all_rx_queues(adapter, rxo, i) for (i = 0, rxo = ...; ...; i++, rxo++)`: a
-# driver's own iterator macro, with its parameters and body (through continuation lines).
-_FOR_DEFINE = re.compile(rb"#[ \t]*define[ \t]+([A-Za-z_]\w*)\(([^)\n]*)\)"
-                         rb"((?:[ \t]|\\\r?\n)*for[ \t]*\((?:[^\n\\]|\\[\s\S])*)")
-
-
-def iterator_macros(raw: bytes) -> dict[str, tuple[int, ...]]:
-    """The function-like macros defined in raw whose body is a `for` head, each with the
-    positions of its cursors: the parameters its head assigns (`i` and `rxo` above), which the
-    explorer treats as assigned on every round.  Kernel drivers define such loops in their own
-    headers (benet's for_all_rx_queues, sxgbe's SXGBE_FOR_EACH_QUEUE), where no table can
-    list them all."""
-    found: dict[str, tuple[int, ...]] = {}
-    if b"for" not in raw:
-        return found
-    for m in _FOR_DEFINE.finditer(raw):
-        params = [p.strip() for p in m.group(2).decode("latin-1").split(",")]
-        body = re.sub(rb"\\\r?\n", b" ", m.group(3)).decode("latin-1")
-        head = _for_head(body)
-        if head is None:
-            continue
-        cursors = tuple(i for i, p in enumerate(params)
-                        if re.fullmatch(r"[A-Za-z_]\w*", p) and _assigns(head, p))
-        if cursors:
-            found[m.group(1).decode("latin-1")] = cursors
-    return found
-
-
 # Any `#define NAME body` or `#define NAME(params) body`, its body through continuation lines.
 _ANY_DEFINE = re.compile(rb"#[ \t]*define[ \t]+([A-Za-z_]\w*)(\([^)\n]*\))?((?:[^\n\\]|\\[\s\S])*)")
 _BODY_NOISE = re.compile(rb"/\*[\s\S]*?\*/|//[^\n]*|\\\r?\n|\s+")
+_CONTINUATION = re.compile(rb"\\\r?\n")
+_FOR_HEAD = re.compile(r"\s*for\s*\(")
 # Words a macro may stand for and still be blanked: storage classes and qualifiers, which
 # change nothing dmalint reads (`#define STATIC static`, empty in a debug build).
 _BLANKABLE_WORDS = frozenset({b"static", b"inline", b"__inline", b"__inline__", b"extern",
                               b"register", b"volatile", b"const"})
 
 
-def blank_macros(raw: bytes, keep=None) -> tuple[frozenset[str], frozenset[str]]:
-    """(names, function names) that raw defines to nothing: object-like macros every
-    definition of which is empty or only storage classes and qualifiers (`STATIC`), and
-    function-like macros with an empty definition, which is what a build without the
-    driver's debugging sees (`#define IF_EVENT(A)` beside the debug one).  Blanking their uses
-    is what the preprocessor does; tree-sitter would otherwise see `STATIC void f(...)` or
-    `IF_EVENT(printk(...);)` and break the function.  `keep(body)`: a function-like macro
-    with a definition for which it is true is never blanked (one that calls the DMA API in the
-    other build must stay a call)."""
-    if b"define" not in raw:
-        return frozenset(), frozenset()
+def driver_macros(raw: bytes, keep=None) -> tuple[dict[str, tuple[int, ...]], frozenset[str],
+                                                   frozenset[str]]:
+    """What raw's own #defines tell the neutraliser, which no table can list for every driver:
+    (loops, names, function names).
+
+    loops: the function-like macros whose body is a `for` head (benet's
+    `for_all_rx_queues(adapter, rxo, i) for (i = 0, rxo = ...; ...; i++, rxo++)`), each with
+    the positions of its cursors, the parameters the head assigns (`rxo`, `i`), which the
+    explorer treats as assigned on every round.
+
+    names, function names: what raw defines to nothing, whose uses the preprocessor blanks
+    (tree-sitter would otherwise see `STATIC void f(...)` or `IF_EVENT(printk(...);)` and break
+    the function): object-like macros every definition of which is empty or only storage
+    classes and qualifiers (`STATIC`), and function-like macros with an empty definition,
+    which is what a build without the driver's debugging sees (`#define IF_EVENT(A)` beside
+    the debug one).  `keep(body)`: a function-like macro with a definition for which it is
+    true is never blanked (one that calls the DMA API in the other build must stay a call)."""
+    loops: dict[str, tuple[int, ...]] = {}
     objects: dict[str, bool] = {}  # name -> every definition blankable
     empty: set[str] = set()  # function-like macros with an empty definition
     kept: set[str] = set()  # ... and those with a definition keep() is true for
+    if b"define" not in raw:
+        return loops, frozenset(), frozenset()
     for m in _ANY_DEFINE.finditer(raw):
-        name = m.group(1).decode("latin-1")
-        words = _BODY_NOISE.sub(b" ", m.group(3)).split()
-        if m.group(2) is None:
+        name, params, body = m.group(1).decode("latin-1"), m.group(2), m.group(3)
+        words = _BODY_NOISE.sub(b" ", body).split()
+        if params is None:
             objects[name] = objects.get(name, True) and _BLANKABLE_WORDS.issuperset(words)
         elif not words:
             empty.add(name)
-        elif keep is not None and keep(m.group(3)):
-            kept.add(name)
-    return frozenset(n for n, ok in objects.items() if ok), frozenset(empty - kept)
+        else:
+            if keep is not None and keep(body):
+                kept.add(name)
+            cursors = _loop_cursors(params, body)
+            if cursors:
+                loops[name] = cursors
+    return loops, frozenset(n for n, ok in objects.items() if ok), frozenset(empty - kept)
+
+
+def _loop_cursors(params: bytes, body: bytes) -> tuple[int, ...]:
+    """The positions of the parameters a `for` head body assigns; () for any other body."""
+    text = _CONTINUATION.sub(b" ", body).decode("latin-1")
+    if not _FOR_HEAD.match(text):
+        return ()
+    head = _for_head(text)
+    if head is None:
+        return ()
+    names = [p.strip() for p in params[1:-1].decode("latin-1").split(",")]
+    return tuple(i for i, p in enumerate(names)
+                 if re.fullmatch(r"[A-Za-z_]\w*", p) and _assigns(head, p))
 
 
 def _for_head(body: str) -> str | None:

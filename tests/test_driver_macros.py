@@ -8,7 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from dmalint.runner import run
-from dmalint.source import blank_macros, iterator_macros
+from dmalint.source import driver_macros
 
 HEADER = b"""\
 #define RING_COUNT 4
@@ -47,15 +47,19 @@ void rings_sync(struct adapter *ad)
 """
 
 
+def loops(raw: bytes) -> dict[str, tuple[int, ...]]:
+    return driver_macros(raw)[0]
+
+
 def test_the_cursors_are_the_parameters_the_head_assigns():
-    assert iterator_macros(HEADER) == {"for_all_rings": (1, 2), "for_each_ring_rev": (1,)}
+    assert loops(HEADER) == {"for_all_rings": (1, 2), "for_each_ring_rev": (1,)}
 
 
 def test_macros_that_are_not_for_loops_are_not_iterators():
-    assert iterator_macros(b"#define wait_all(q) while (busy(q)) cpu_relax()\n") == {}
-    assert iterator_macros(b"#define forward(x) format(x)\n") == {}
-    assert iterator_macros(b"#define walk(x) for (;;)\n") == {}  # assigns no parameter
-    assert iterator_macros(b"/* no defines */ int for_x;\n") == {}
+    assert loops(b"#define wait_all(q) while (busy(q)) cpu_relax()\n") == {}
+    assert loops(b"#define forward(x) format(x)\n") == {}
+    assert loops(b"#define walk(x) for (;;)\n") == {}  # assigns no parameter
+    assert loops(b"/* no defines */ int for_x;\n") == {}
 
 
 def test_a_loop_macro_from_the_drivers_header_is_a_loop(tmp_path: Path):
@@ -110,10 +114,10 @@ STATIC int dbgs_send(struct device *dev, void *buf)
 
 
 def test_macros_defined_to_nothing():
-    names, calls = blank_macros(DEBUG_HEADER, keep=lambda body: b"dma_" in body)
+    _, names, calls = driver_macros(DEBUG_HEADER, keep=lambda body: b"dma_" in body)
     assert names == {"DBGS_H", "STATIC"}  # empty or `static` in every definition
     assert calls == {"DBG"}  # DBG_UNMAP is empty too, but the other build unmaps: kept
-    assert blank_macros(b"#define NAME value\n#define F(x) (x)\n") == (frozenset(), frozenset())
+    assert driver_macros(b"#define NAME value\n#define F(x) (x)\n") == ({}, frozenset(), frozenset())
 
 
 def test_a_driver_s_debug_macros_are_blanked(tmp_path: Path):

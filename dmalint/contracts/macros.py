@@ -28,7 +28,7 @@ class MacroTables:
     declarators: dict[str, Declarator] = field(default_factory=dict, hash=False, compare=False)
     cursors: dict[str, tuple[int, ...]] = field(default_factory=dict, hash=False, compare=False)
     string_functions: frozenset[str] = frozenset()
-    # Macros the driver being analysed defines to nothing (source.blank_macros): blanked like
+    # Macros the driver being analysed defines to nothing (source.driver_macros): blanked like
     # attributes, but matched by a small regex of their own (they change with every unit).
     driver_blank: frozenset[str] = frozenset()
     driver_blank_functions: frozenset[str] = frozenset()
@@ -81,12 +81,6 @@ class MacroTables:
         return _word_alternation(frozenset(self.declarators), suffix=rb"\s*\(")
 
 
-def names_regex(words: frozenset[str], suffix: bytes) -> re.Pattern[bytes]:
-    """Any of the words as a whole word, then suffix; remembered for the run (a driver's files
-    mostly use the same few)."""
-    return _cached_alternation(words, suffix)
-
-
 def _word_alternation(words: frozenset[str], suffix: bytes) -> re.Pattern[bytes]:
     if not words:
         return re.compile(rb"(?!x)x")  # matches nothing
@@ -121,4 +115,6 @@ def tables_from_data(data: dict, origin: str) -> MacroTables:
     )
 
 
-_cached_alternation = lru_cache(maxsize=256)(_word_alternation)
+# Any of the words as a whole word, then suffix, for a driver's own names (a unit's files mostly
+# use the same few): remembered for the run.
+names_regex = lru_cache(maxsize=256)(_word_alternation)

@@ -81,10 +81,9 @@ class Explorer:
             line, col = node.start_point[0] + 1, node.start_point[1] + 1
         # One report per region for the "never checked" family: the first use on the shortest
         # path says it all; other kinds are reported once per region and line.  A loop's
-        # previous instance of a region (roles.acquire keeps it as ("prev", rid)) is the same
-        # call site: its report would repeat the first one, on a longer path.
-        rid = reg.rid[1] if isinstance(reg.rid, tuple) and reg.rid[0] == "prev" else reg.rid
-        key = (kind, rid) if kind in _ONCE_PER_REGION else (kind, rid, line)
+        # previous instance of a region is the same call site (Region.site): its report would
+        # repeat the first one, on a longer path.
+        key = (kind, reg.site) if kind in _ONCE_PER_REGION else (kind, reg.site, line)
         if key in self.events:
             return
         data = {"handle": reg.handle_text, "acquire": reg.acquire, "acquire_line": reg.line}

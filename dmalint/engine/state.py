@@ -57,6 +57,12 @@ class Region:
     def but(self, **changes) -> "Region":
         return replace(self, **changes)
 
+    @property
+    def site(self) -> object:
+        """The acquire site, for a loop's previous instance ("prev", site) as well."""
+        rid = self.rid
+        return rid[1] if isinstance(rid, tuple) and rid[0] == "prev" else rid
+
 
 _REGION_FIELDS = tuple(f.name for f in fields(Region) if f.compare)
 
