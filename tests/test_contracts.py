@@ -127,3 +127,22 @@ def test_buffer_may_name_several_arguments():
     with pytest.raises(RuleFileError, match="'args'") as exc:
         parse_contract_file("rules/api-x.toml", text, _into())
     assert exc.value.line == 3
+
+
+def test_each_family_names_its_own_check():
+    """Messages name the check that tests the family's acquires: ib_dma_mapping_error() for
+    the RDMA wrappers, dma_mapping_error() for every other family (a check listing no
+    families)."""
+    c = load_contracts()
+    assert c.check_for("ib-single") == "ib_dma_mapping_error"
+    assert c.check_for("ib-page") == "ib_dma_mapping_error"
+    assert c.check_for("single") == "dma_mapping_error"
+    assert c.check_for("page") == "dma_mapping_error"
+
+
+def test_check_families_must_be_a_list_of_names():
+    text = ('family = "x"\n[[check]]\nfunction = "x_mapping_error"\nfamilies = "x-single"\n'
+            'args = { device = 0, handle = 1 }\n')
+    with pytest.raises(RuleFileError, match="families must be a list") as exc:
+        parse_contract_file("rules/api-x.toml", text, _into())
+    assert exc.value.line == 3

@@ -187,7 +187,11 @@ def parse_contract_file(origin: str, text: str, into: dict) -> None:
     for entry in data.get("check", []):
         fn = _require_str(entry, "function", origin, None)
         line = loc.line_of(fn)
-        chk = Check(fn, _roles(entry, origin, loc, "check", ("handle",)), f"{origin}:{line}")
+        families = entry.get("families", [])
+        if not isinstance(families, list) or not all(isinstance(f, str) for f in families):
+            raise RuleFileError(origin, line, f"check '{fn}': families must be a list of family names")
+        chk = Check(fn, _roles(entry, origin, loc, "check", ("handle",)), f"{origin}:{line}",
+                    tuple(families))
         _add_unique(into["checks"], fn, chk, origin, line)
 
 

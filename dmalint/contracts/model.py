@@ -111,6 +111,9 @@ class Check:
     function: str
     args: Mapping[str, int]
     origin: str = ""
+    # The acquire families whose failure it is the documented test of (for messages: an
+    # ib_dma_map_single() handle is tested with ib_dma_mapping_error()); empty: every family.
+    families: tuple[str, ...] = ()
 
 
 @lru_cache(maxsize=16)
@@ -178,6 +181,12 @@ class Contracts:
         """Every API function name: a function mentioning none of them is not analysed."""
         return (frozenset(self.acquires) | frozenset(self.releases) | frozenset(self.checks)
                 | frozenset(self.syncs) | frozenset(self.mmaps) | frozenset(self.buffers))
+
+    def check_for(self, family: str) -> str:
+        """The name of the check that tests a family's acquires, for messages."""
+        named = next((c.function for c in self.checks.values() if family in c.families), None)
+        return named or next((c.function for c in self.checks.values() if not c.families),
+                             "the mapping error check")
 
     def release_for(self, family: str) -> str:
         """The name of the usual release of a family, for messages."""

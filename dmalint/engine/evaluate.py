@@ -18,7 +18,7 @@ from dmalint.consteval import BasicScope, ConstEval
 from dmalint.contracts.model import Contracts
 from dmalint.engine.fieldlog import FieldLog, member_read
 from dmalint.engine.roles import ContractRoles
-from dmalint.engine.state import State
+from dmalint.engine.state import LIVE, State
 from dmalint.engine.values import TOP, ZERO, Addr, Chk, Lin, Path, Res, Value, path_text
 from dmalint.parse import node_texts, operator, unwrap_parens
 from dmalint.source import Define
@@ -155,7 +155,9 @@ class Evaluator(ContractRoles):
         p = self.lvalue(ptr, st) if unwrap_parens(ptr).type == "identifier" else None
         if p is not None:
             v = st.env.get(p)
-            if isinstance(v, Addr):
+            # Not an element picked by a moving index (`sge = &ring[n++]`): "some element"
+            # is never the same storage twice, while the pointer names one until it moves.
+            if isinstance(v, Addr) and "[*]" not in v.path:
                 return v.path
         return None
 
@@ -170,6 +172,8 @@ class Evaluator(ContractRoles):
         `by_acquire`: the acquire itself wrote it (an out-parameter), not a later store."""
         if path is not None:
             n = len(path)
+            if n == 1 and st.regions:
+                self._let_go(path[0], st)
             stale = [k for k in st.env if len(k) > n and k[:n] == path]
             # An index changed: ring[i] no longer names the same element.
             indexed = [k for k in st.env if _indexed(k)]
@@ -206,8 +210,25 @@ class Evaluator(ContractRoles):
                 elif not reg.escaped:
                     line, col = _pos(node)
                     reg = reg.but(escaped=True, store_line=line, store_col=col,
-                                  store_how=f"stored in '{where}'")
+                                  store_how=f"stored in '{where}'", store_root=self._through_pointer(path))
             st.regions[value.rid] = reg
+
+    def _through_pointer(self, path: Path | None) -> str | None:
+        """The local pointer variable a store path goes through first (`mp` of `mp->mapping`),
+        if any."""
+        if path is not None and len(path) > 1 and path[1].startswith("->") \
+                and path[0] in self.scope.locals:
+            return path[0]
+        return None
+
+    def _let_go(self, name: str, st: State) -> None:
+        """`name` is pointed elsewhere: a live region first stored through it (`mp->mapping`)
+        now lives in an object this function no longer names (linked into a list or a ring
+        it filled), so ownership went with that object; the release this function makes of
+        `mp->mapping` on another path is of a later object's region, not this one."""
+        for rid, reg in list(st.regions.items()):
+            if reg.store_root == name and not reg.handed and reg.status == LIVE:
+                st.regions[rid] = reg.but(handed=True)
 
     # -- expressions -------------------------------------------------------------------------
     def eval(self, node: Node | None, st: State) -> Value:

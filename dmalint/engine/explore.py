@@ -401,10 +401,15 @@ class Explorer:
             return self._outcome(v.rid, failed=truth, st=st, line=cond.start_point[0] + 1)
         if acq.failure == "check" and v.part == "handle" and not reg.checked:
             if not reg.wrong_test:
-                check = f"{next(iter(self.c.checks), 'the check')}()"
+                check = f"{self.c.check_for(acq.family)}()"
                 self._emit("invalid-failure-test", cond, st, reg, check=check, test=cond_text,
                            why="a failed mapping is DMA_MAPPING_ERROR, not 0")
                 st.regions[v.rid] = reg.but(wrong_test=True)
+        elif acq.failure == "check" and v.part == "handle" and not truth \
+                and reg.status == LIVE and reg.outcome_known:
+            # `if (p->dma) dma_unmap_single(...)` in an unwind: drivers keep 0 for "not mapped"
+            # (and store 0 when the mapping fails), so a mapping known to have worked is not 0.
+            return None
         return st.copy()
 
     def _negative_test(self, v: Res, op: str, truth: bool, st: State, cond: Node, cond_text: str):

@@ -18,6 +18,7 @@ from dmalint.engine.values import TOP, Addr, Chk, Lin, Res, Value, path_text, si
 from dmalint.parse import unwrap_parens
 
 DMA_BIDIRECTIONAL = "DMA_BIDIRECTIONAL"
+_STRING_NODES = frozenset({"string_literal", "concatenated_string"})
 _CHECK_PHRASE = {"zero": "a test of the returned count for 0",
                  "negative": "a test of the returned error", "null": "a NULL check"}
 
@@ -154,7 +155,8 @@ class ContractRoles:
     def check_phrase(self, acq: Acquire) -> str:
         """How the failure of this acquire is tested, for messages."""
         if acq.failure == "check":
-            return f"a {next(iter(self.c.checks), 'mapping error')}() check"
+            name = self.c.check_for(acq.family)
+            return f"{'an' if name[:1] in 'aeiou' else 'a'} {name}() check"
         return _CHECK_PHRASE[acq.failure]
 
     # -- acquire -----------------------------------------------------------------------------
@@ -446,6 +448,11 @@ class ContractRoles:
         rewritten, and any region stored there is handed over with it."""
         if name in self.core.managed_actions:
             self._managed_action(arg_nodes, st)
+        # A call given a string literal formats its other arguments (a driver's own debug
+        # macro, snprintf): printing a handle or a count is no use of the mapping.  Unless the
+        # tables list it as a borrow, the call is still taken to hand the region over, as any
+        # unknown callee is: the leak rules stay silent rather than guess what it keeps.
+        prints = any(a.type in _STRING_NODES for a in arg_nodes)
         borrowed = name in self.core.io_writes or name in self.core.borrows
         for arg, v in zip(arg_nodes, vals):
             if isinstance(v, Res):
@@ -454,9 +461,10 @@ class ContractRoles:
                     continue
                 # A NULL allocation passed to a logging macro or to IS_ERR_OR_NULL() is no
                 # fault: for those only dereferences and copies (memset, memcpy) count.
-                if self.contract_of(reg).failure != "null" or name in self.core.cpu_copies:
-                    self.use(reg, arg, f"passed to {name}()", st)
-                self.cookie_misuse(v, arg, st, f"passed to {name}()")
+                if not prints:
+                    if self.contract_of(reg).failure != "null" or name in self.core.cpu_copies:
+                        self.use(reg, arg, f"passed to {name}()", st)
+                    self.cookie_misuse(v, arg, st, f"passed to {name}()")
                 if not borrowed:
                     st.regions[v.rid] = st.regions[v.rid].but(escaped=True, handed=True)
             elif isinstance(v, Addr):
@@ -473,7 +481,7 @@ class ContractRoles:
                 for reg in list(st.regions.values()):
                     if reg.status != LIVE or self.contract_of(reg).identity != "cpu":
                         continue
-                    if reg.cpu == v:
+                    if reg.cpu == v and not prints:
                         self.use(reg, arg, f"passed to {name}()", st)
                         if not borrowed:
                             st.regions[reg.rid] = st.regions[reg.rid].but(escaped=True, handed=True)

@@ -30,6 +30,10 @@ class Region:
     store_line: int | None = None  # first store into driver state, for unchecked reports
     store_col: int = 1
     store_how: str = ""
+    # The pointer variable of the first store into driver state when it went through one
+    # (`mp->mapping = h` in a loop that then points mp at the next object): once the variable
+    # is pointed elsewhere, the region sits in an object this function no longer names.
+    store_root: str | None = None
     cpu: Value | None = None  # the CPU-side argument, to recognise it passed as a handle
     size: Value | None = None
     size_text: str = ""
