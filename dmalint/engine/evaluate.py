@@ -210,7 +210,8 @@ class Evaluator(ContractRoles):
                 elif not reg.escaped:
                     line, col = _pos(node)
                     reg = reg.but(escaped=True, store_line=line, store_col=col,
-                                  store_how=f"stored in '{where}'", store_root=self._through_pointer(path))
+                                  store_how=f"stored in '{where}'",
+                                  store_root=self._through_pointer(path))
             st.regions[value.rid] = reg
 
     def _through_pointer(self, path: Path | None) -> str | None:

@@ -481,8 +481,9 @@ class ContractRoles:
                 for reg in list(st.regions.values()):
                     if reg.status != LIVE or self.contract_of(reg).identity != "cpu":
                         continue
-                    if reg.cpu == v and not prints:
-                        self.use(reg, arg, f"passed to {name}()", st)
+                    if reg.cpu == v:
+                        if not prints:
+                            self.use(reg, arg, f"passed to {name}()", st)
                         if not borrowed:
                             st.regions[reg.rid] = st.regions[reg.rid].but(escaped=True, handed=True)
                     elif root is not None and isinstance(reg.cpu, Addr) and reg.cpu.path[0] == root:
